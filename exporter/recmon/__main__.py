@@ -1,0 +1,3 @@
+from recmon.cli import main
+
+raise SystemExit(main())

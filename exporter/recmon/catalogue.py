@@ -1,0 +1,104 @@
+"""Every metric recmon exports, in one table: the single source of truth.
+
+The exporter builds its families from it; the rule, alert, dashboard and README generators read it.
+`bad` says which way a KPI moves when things get worse ("drop", "spike"; None for metrics that
+never alert as a KPI), `sensitivity` how readily its anomaly alert fires.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+PREFIX = "recmon_"
+MODEL_LABELS: tuple[str, ...] = ("source", "model", "variant", "window")
+RANKED_LABELS: tuple[str, ...] = (*MODEL_LABELS, "k")
+
+Direction = Literal["drop", "spike"]
+Sensitivity = Literal["high", "medium", "low"]
+Unit = Literal["ratio", "seconds", "count", "score", "timestamp", "info"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str  # without the recmon_ prefix
+    help: str
+    unit: Unit
+    labels: tuple[str, ...]
+    group: str  # README section and dashboard row
+    bad: Direction | None = None
+    sensitivity: Sensitivity = "medium"
+    kind: Literal["gauge", "counter", "info"] = "gauge"
+
+    @property
+    def full_name(self) -> str:
+        return PREFIX + self.name
+
+
+def _model(name: str, help: str, unit: Unit, group: str, bad: Direction | None,
+           sensitivity: Sensitivity = "medium") -> Metric:
+    return Metric(name, help, unit, MODEL_LABELS, group, bad, sensitivity)
+
+
+def _ranked(name: str, what: str) -> Metric:
+    return Metric(f"{name}_at_k", f"Mean {what} at k over evaluated requests.", "ratio",
+                  RANKED_LABELS, "ranking", "drop")
+
+
+ENGAGEMENT = "engagement"
+RANKING = "ranking"
+CLASSIFICATION = "classification"
+HEALTH = "health"
+
+METRICS: tuple[Metric, ...] = (
+    _model("recommendation_requests", "Distinct recommendation requests served in the window.",
+           "count", ENGAGEMENT, "drop", "low"),
+    _model("impressions", "Recommended items shown (one per list row) in the window.", "count",
+           ENGAGEMENT, "drop", "low"),
+    _model("clicks", "Impressions with at least one attributed click.", "count", ENGAGEMENT,
+           "drop", "low"),
+    _model("conversions", "Impressions with at least one attributed conversion.", "count",
+           ENGAGEMENT, "drop", "low"),
+    _model("ctr_ratio", "Clicked impressions / impressions.", "ratio", ENGAGEMENT, "drop"),
+    _model("conversion_ratio", "Converted impressions / impressions.", "ratio", ENGAGEMENT,
+           "drop"),
+    _model("click_conversion_ratio",
+           "Converted / clicked impressions; falls towards 0 when payments fail but clicks go on.",
+           "ratio", ENGAGEMENT, "drop", "high"),
+    _model("watch_time_seconds", "Sum of attributed watch event values.", "seconds", ENGAGEMENT,
+           "drop", "low"),
+    _model("active_users", "Distinct users served in the window.", "count", ENGAGEMENT, "drop",
+           "low"),
+    Metric("interaction_events",
+           "Interaction events per role with ts in [now - window, now): no attribution, no delay.",
+           "count", ("source", "role", "window"), ENGAGEMENT, "drop", "low"),
+    _model("evaluated_requests", "Requests whose relevant set is not empty.", "count", RANKING,
+           None),
+    _ranked("precision", "precision"),
+    _ranked("recall", "recall"),
+    _ranked("ndcg", "NDCG (binary gains)"),
+    _ranked("map", "average precision"),
+    _ranked("mrr", "reciprocal rank"),
+    _ranked("hit_rate", "hit rate"),
+    _model("auc", "ROC AUC of the score as a click predictor.", "score", CLASSIFICATION, "drop"),
+    _model("log_loss", "Log loss of the score as a click probability (scores within [0, 1]).",
+           "score", CLASSIFICATION, "spike"),
+    _model("classification_accuracy", "Accuracy of score >= threshold as a click prediction.",
+           "ratio", CLASSIFICATION, "drop", "low"),
+    _model("classification_precision", "Precision of score >= threshold as a click prediction.",
+           "ratio", CLASSIFICATION, "drop", "low"),
+    _model("classification_recall", "Recall of score >= threshold as a click prediction.",
+           "ratio", CLASSIFICATION, "drop", "low"),
+    Metric("source_up", "1 when the last cycle could query the source, else 0.", "count",
+           ("source",), HEALTH),
+    Metric("cycle_duration_seconds", "Duration of the source's last evaluation cycle.", "seconds",
+           ("source",), HEALTH),
+    Metric("last_success_timestamp_seconds", "Unix time of the source's last successful cycle.",
+           "timestamp", ("source",), HEALTH),
+    Metric("cycle_errors", "Evaluation cycles of the source that failed.", "count", ("source",),
+           HEALTH, kind="counter"),
+    Metric("build", "recmon build information.", "info", ("version", "python_version"), HEALTH,
+           kind="info"),
+)
+
+BY_NAME: dict[str, Metric] = {m.name: m for m in METRICS}

@@ -1,0 +1,15 @@
+"""The config file: typed schema and loader."""
+
+from recmon.config.load import ConfigError, load_config, parse_config
+from recmon.config.schema import ROLES, Config, Role, Source, Window
+
+__all__ = [
+    "ROLES",
+    "Config",
+    "ConfigError",
+    "Role",
+    "Source",
+    "Window",
+    "load_config",
+    "parse_config",
+]

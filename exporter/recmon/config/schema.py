@@ -1,0 +1,152 @@
+"""The typed config: every key, its type and default. Unknown keys are errors."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+from recmon.durations import parse_duration
+from recmon.sources.schema import REFERENCE
+
+Role = Literal["click", "conversion", "watch"]
+ROLES: tuple[Role, ...] = ("click", "conversion", "watch")
+
+
+def _duration(value: object) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    return parse_duration(value)  # type: ignore[arg-type]
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Window(Strict):
+    """An evaluation window; `label` is the text the config used, which becomes the label value."""
+
+    label: str
+    length: timedelta
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: object) -> object:
+        if isinstance(value, str):
+            return {"label": value, "length": parse_duration(value)}
+        return value
+
+
+class Source(Strict):
+    dsn: SecretStr
+    tables: dict[str, str] = Field(default_factory=dict)
+    columns: dict[str, dict[str, str]] = Field(default_factory=dict)
+
+    @field_validator("tables")
+    @classmethod
+    def _known_tables(cls, tables: dict[str, str]) -> dict[str, str]:
+        for name in tables:
+            _check_table(name)
+        return tables
+
+    @field_validator("columns")
+    @classmethod
+    def _known_columns(cls, columns: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        for table, mapping in columns.items():
+            _check_table(table)
+            for column in mapping:
+                if column not in REFERENCE[table]:
+                    known = ", ".join(REFERENCE[table])
+                    raise ValueError(f"unknown column {table}.{column} (known: {known})")
+        return columns
+
+    def table(self, name: str) -> str:
+        return self.tables.get(name, name)
+
+    def column(self, table: str, name: str) -> str:
+        return self.columns.get(table, {}).get(name, name)
+
+
+def _check_table(name: str) -> None:
+    if name not in REFERENCE:
+        raise ValueError(f"unknown table {name!r} (known: {', '.join(REFERENCE)})")
+
+
+class Classification(Strict):
+    threshold: float = Field(0.5, description="score >= threshold predicts a click")
+
+
+class Comparison(Strict):
+    baseline: str
+    candidate: str
+
+
+class AB(Strict):
+    control: str = "control"
+
+
+class Config(Strict):
+    sources: dict[str, Source] = Field(min_length=1)
+    windows: list[Window] = Field(
+        default_factory=lambda: [Window.model_validate("1h"), Window.model_validate("24h")]
+    )
+    k: list[Annotated[int, Field(ge=1, le=1000)]] = Field(default_factory=lambda: [5, 10])
+    attribution_window: Duration = timedelta(hours=1)
+    # label maturity; None means attribution_window
+    delay: Duration | None = None
+    new_item_age: Duration = timedelta(days=7)
+    events: dict[Role, list[str]] = Field(
+        default_factory=lambda: {role: [role] for role in ROLES}
+    )
+    positive_events: list[Role] = Field(default_factory=lambda: ["click", "conversion"])
+    classification: Classification = Field(default_factory=Classification)
+    comparisons: list[Comparison] = Field(default_factory=list)
+    ab: AB = Field(default_factory=AB)
+    interval: Duration = timedelta(seconds=60)
+    query_timeout: Duration = timedelta(seconds=30)
+
+    @field_validator("windows")
+    @classmethod
+    def _distinct_windows(cls, windows: list[Window]) -> list[Window]:
+        if not windows:
+            raise ValueError("at least one window is needed")
+        labels = [w.label for w in windows]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"windows repeat: {labels}")
+        return windows
+
+    @field_validator("k")
+    @classmethod
+    def _distinct_k(cls, k: list[int]) -> list[int]:
+        if not k or len(set(k)) != len(k):
+            raise ValueError("k needs at least one value and no repeats")
+        return sorted(k)
+
+    @field_validator("events")
+    @classmethod
+    def _all_roles(cls, events: dict[Role, list[str]]) -> dict[Role, list[str]]:
+        # A role left out keeps its default name rather than silently matching nothing.
+        return {role: events.get(role, [role]) for role in ROLES}
+
+    @property
+    def label_delay(self) -> timedelta:
+        return self.delay if self.delay is not None else self.attribution_window
+
+    @property
+    def largest_window(self) -> Window:
+        return max(self.windows, key=lambda w: w.length)
+
+    def roles_of(self, event_type: str) -> list[Role]:
+        return [role for role in ROLES if event_type in self.events[role]]

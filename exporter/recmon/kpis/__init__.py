@@ -1,0 +1,1 @@
+"""Pure KPI functions: frames and arrays in, values out. No SQL and no Prometheus here."""
