@@ -1,6 +1,7 @@
 """The config file: typed schema and loader."""
 
-from recmon.config.load import ConfigError, load_config, parse_config
+from recmon.config.errors import ConfigError
+from recmon.config.load import load_config, parse_config
 from recmon.config.schema import ROLES, Config, Role, Source, Window
 
 __all__ = [

@@ -4,40 +4,17 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
+from recmon.config.errors import ConfigError, KeyPath, Problem, line_of
 from recmon.config.schema import Config
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _FILE_SUFFIX = "_file"
-
-
-@dataclass(frozen=True)
-class Problem:
-    line: int | None
-    key: str
-    message: str
-
-
-class ConfigError(Exception):
-    """A config that cannot start recmon; str() is one line per problem, file:line: key: what."""
-
-    def __init__(self, path: str, problems: list[Problem]) -> None:
-        self.path = path
-        self.problems = problems
-        super().__init__(
-            "\n".join(
-                f"{path}:{p.line}: {p.key}: {p.message}"
-                if p.line
-                else f"{path}: {p.key}: {p.message}"
-                for p in problems
-            )
-        )
 
 
 def load_config(path: str | Path) -> Config:
@@ -61,21 +38,23 @@ def parse_config(text: str, name: str = "<config>", base_dir: Path = Path()) -> 
         raise ConfigError(name, [Problem(line, "yaml", problem)]) from None
     if node is None:
         raise ConfigError(name, [Problem(None, "sources", "the config is empty")])
-    lines: dict[tuple[str | int, ...], int] = {}
+    lines: dict[KeyPath, int] = {}
     data = _Builder(name, lines, base_dir).build(node, ())
     if not isinstance(data, dict):
         raise ConfigError(name, [Problem(node.start_mark.line + 1, "config", "must be a mapping")])
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(name, [_problem(err, lines) for err in exc.errors()]) from None
+    config._origin = (name, lines)
+    return config
 
 
-def _problem(err: Any, lines: dict[tuple[str | int, ...], int]) -> Problem:
+def _problem(err: Any, lines: dict[KeyPath, int]) -> Problem:
     loc = tuple(err["loc"])
     # pydantic appends union branch names and "[key]" markers; keep the path the user wrote.
     path = tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p == "function-after")))
-    line = next((lines[path[:n]] for n in range(len(path), -1, -1) if path[:n] in lines), None)
+    line = line_of(lines, path)
     message = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         message = "unknown key"
@@ -88,17 +67,17 @@ def _problem(err: Any, lines: dict[tuple[str | int, ...], int]) -> Problem:
 class _Builder:
     """YAML nodes to Python values, recording the line of every key path on the way."""
 
-    def __init__(self, name: str, lines: dict[tuple[str | int, ...], int], base_dir: Path) -> None:
+    def __init__(self, name: str, lines: dict[KeyPath, int], base_dir: Path) -> None:
         self.name = name
         self.lines = lines
         self.base_dir = base_dir
         self.scalars = yaml.SafeLoader("")
 
-    def fail(self, node: yaml.Node, path: tuple[str | int, ...], message: str) -> ConfigError:
+    def fail(self, node: yaml.Node, path: KeyPath, message: str) -> ConfigError:
         key = ".".join(str(p) for p in path) or "config"
         return ConfigError(self.name, [Problem(node.start_mark.line + 1, key, message)])
 
-    def build(self, node: yaml.Node, path: tuple[str | int, ...]) -> Any:
+    def build(self, node: yaml.Node, path: KeyPath) -> Any:
         self.lines.setdefault(path, node.start_mark.line + 1)
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
@@ -109,7 +88,7 @@ class _Builder:
             value = self._expand(value, node, path)
         return value
 
-    def _mapping(self, node: yaml.MappingNode, path: tuple[str | int, ...]) -> dict[str, Any]:
+    def _mapping(self, node: yaml.MappingNode, path: KeyPath) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
             key = str(yaml.SafeLoader(" ").construct_object(key_node))  # type: ignore[no-untyped-call]
@@ -128,7 +107,7 @@ class _Builder:
             result[key] = value
         return result
 
-    def _read_secret_file(self, node: yaml.Node, path: tuple[str | int, ...]) -> str:
+    def _read_secret_file(self, node: yaml.Node, path: KeyPath) -> str:
         file_name = self.build(node, path)
         if not isinstance(file_name, str):
             raise self.fail(node, path, "must be a file path")
@@ -140,7 +119,7 @@ class _Builder:
         except OSError as exc:
             raise self.fail(node, path, f"cannot read {file_name}: {exc.strerror}") from None
 
-    def _expand(self, value: str, node: yaml.Node, path: tuple[str | int, ...]) -> str:
+    def _expand(self, value: str, node: yaml.Node, path: KeyPath) -> str:
         def replace(match: re.Match[str]) -> str:
             name = match.group(1)
             if name not in os.environ:

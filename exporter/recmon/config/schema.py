@@ -10,11 +10,13 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     field_validator,
     model_validator,
 )
 
+from recmon.config.errors import ConfigError, KeyPath, Problem, line_of
 from recmon.durations import parse_duration
 from recmon.sources.schema import REFERENCE
 
@@ -107,15 +109,15 @@ class Config(Strict):
     # label maturity; None means attribution_window
     delay: Duration | None = None
     new_item_age: Duration = timedelta(days=7)
-    events: dict[Role, list[str]] = Field(
-        default_factory=lambda: {role: [role] for role in ROLES}
-    )
+    events: dict[Role, list[str]] = Field(default_factory=lambda: {role: [role] for role in ROLES})
     positive_events: list[Role] = Field(default_factory=lambda: ["click", "conversion"])
     classification: Classification = Field(default_factory=Classification)
     comparisons: list[Comparison] = Field(default_factory=list)
     ab: AB = Field(default_factory=AB)
     interval: Duration = timedelta(seconds=60)
     query_timeout: Duration = timedelta(seconds=30)
+    # Where the config came from: file name and the line of every key path, for later errors.
+    _origin: tuple[str, dict[KeyPath, int]] = PrivateAttr(default=("<config>", {}))
 
     @field_validator("windows")
     @classmethod
@@ -150,3 +152,11 @@ class Config(Strict):
 
     def roles_of(self, event_type: str) -> list[Role]:
         return [role for role in ROLES if event_type in self.events[role]]
+
+    def error(self, problems: list[tuple[KeyPath, str]]) -> ConfigError:
+        """A ConfigError about keys of this config, found after loading (say, by check-config)."""
+        name, lines = self._origin
+        return ConfigError(
+            name,
+            [Problem(line_of(lines, p), ".".join(map(str, p)), message) for p, message in problems],
+        )

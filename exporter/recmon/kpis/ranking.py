@@ -38,7 +38,7 @@ def request_metrics(lists: pd.DataFrame, relevant: pd.DataFrame, ks: Sequence[in
     """
     n_relevant = relevant.groupby("request_id").size().rename("n_relevant")
     result = pd.DataFrame(index=n_relevant.index)
-    if result.empty:
+    if n_relevant.empty:
         return result.assign(**{f"{m}@{k}": pd.Series(dtype=float) for k in ks for m in METRICS})
     rows = (
         lists[lists["request_id"].isin(n_relevant.index)]

@@ -51,7 +51,8 @@ REFERENCE: dict[str, dict[str, TypeEngine]] = {
     },
 }
 
-# Columns a source may lack; recmon then leaves out what depends on them.
+# Tables and columns a source may lack; recmon then leaves out what depends on them.
+OPTIONAL_TABLES: frozenset[str] = frozenset({"models", "model_metrics"})
 OPTIONAL_COLUMNS: frozenset[tuple[str, str]] = frozenset({("interactions", "session_id")})
 
 

@@ -1,0 +1,153 @@
+"""The `recmon` command: serve, once, check-config, simulate."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, generate_latest
+from sqlalchemy.exc import SQLAlchemyError
+
+from recmon import __version__, logs
+from recmon.collector import SnapshotCollector, families
+from recmon.config import ConfigError, load_config
+from recmon.cycle import Cycle, describe
+from recmon.sources.check import schema_problems
+from recmon.sources.engine import SourceError, open_engine, redact
+
+
+class UsageError(Exception):
+    """A problem the user can fix; printed as one line, no traceback."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logs.setup(args.log_level, args.log_format)
+    try:
+        return int(args.command(args))
+    except (ConfigError, SourceError, UsageError) as exc:
+        for line in str(exc).splitlines():
+            print(f"recmon: {logs.redact_text(line)}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="recmon", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"recmon {__version__}")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    def command(name: str, func: object, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.set_defaults(command=func)
+        sub.add_argument(
+            "--log.level",
+            dest="log_level",
+            default="info",
+            choices=["debug", "info", "warning", "error"],
+        )
+        sub.add_argument(
+            "--log.format", dest="log_format", default="logfmt", choices=["logfmt", "json"]
+        )
+        return sub
+
+    def with_config(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sub.add_argument("--config.file", dest="config_file", required=True, metavar="FILE")
+        return sub
+
+    serve = with_config(command("serve", _serve, "Compute KPIs on a schedule and serve /metrics."))
+    serve.add_argument("--web.listen-address", dest="listen_address", default=":9747")
+
+    once = with_config(command("once", _once, "Compute one cycle and print the exposition."))
+    once.add_argument("--now", type=_timestamp, help="evaluation time, ISO 8601 (default: now)")
+
+    with_config(
+        command(
+            "check-config",
+            _check_config,
+            "Validate the config and each source's tables and columns.",
+        )
+    )
+
+    simulate = command("simulate", _simulate, "Write a synthetic recommender's data.")
+    simulate.add_argument(
+        "--out", required=True, help="SQLite file, or any SQLAlchemy URL (tables are replaced)"
+    )
+    simulate.add_argument("--days", type=int, default=14)
+    simulate.add_argument("--seed", type=int, default=42)
+    simulate.add_argument("--end", type=_timestamp, help="end of the data, ISO 8601 (default: now)")
+    simulate.add_argument(
+        "--scenario",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="incident scenario to add (repeatable)",
+    )
+    return parser
+
+
+def _timestamp(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from recmon.exporter import Exporter
+
+    Exporter(load_config(args.config_file)).serve(args.listen_address)
+    return 0
+
+
+def _once(args: argparse.Namespace) -> int:
+    cycle = Cycle(load_config(args.config_file))
+    try:
+        collector = SnapshotCollector()
+        collector.publish(families(cycle.run(args.now)))
+    finally:
+        cycle.close()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    sys.stdout.write(generate_latest(registry).decode())
+    failed = [name for name, health in cycle.health.items() if health.problem]
+    return 1 if failed else 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    config = load_config(args.config_file)
+    problems = []
+    for name, source in config.sources.items():
+        engine = open_engine(source, config.query_timeout)
+        try:
+            problems.extend(schema_problems(engine, name, source))
+        except (SQLAlchemyError, OSError) as exc:
+            problems.append((("sources", name), f"cannot connect: {describe(exc)}"))
+        finally:
+            engine.dispose()
+    if problems:
+        raise config.error(problems)
+    for name, source in config.sources.items():
+        print(f"sources.{name}: {redact(source.dsn.get_secret_value())}: ok")
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from recmon.simulate import simulate
+
+    url = args.out if "://" in args.out else f"sqlite:///{Path(args.out).resolve()}"
+    try:
+        summary = simulate(
+            url, days=args.days, seed=args.seed, end=args.end, scenarios=args.scenario
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    logging.getLogger("recmon.simulate").info(
+        "demo data written",
+        extra={"out": redact(url), **{f"rows_{k}": v for k, v in summary.rows.items()}},
+    )
+    return 0

@@ -1,0 +1,120 @@
+"""One evaluation of every source: queries, KPIs, and the health samples that go with them.
+
+A source that fails reports source_up 0 and none of its KPIs (never stale values or zeros);
+the others go on. A log line marks each change of a source's state, not each cycle.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from recmon.config import Config
+from recmon.evaluation import Sample, Span, evaluate, fast_signal
+from recmon.sources import queries
+from recmon.sources.check import schema_problems
+from recmon.sources.engine import SourceError, open_engine
+from recmon.sources.tables import SourceTables
+
+log = logging.getLogger("recmon.cycle")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass
+class SourceHealth:
+    up: bool | None = None  # None until the first cycle
+    problem: str | None = None
+    errors: int = 0
+    last_success: float | None = None
+    duration: float = 0.0
+    schema_checked: bool = False
+
+
+class Cycle:
+    """Evaluates every configured source; `run()` returns the samples of one complete cycle."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.engines: dict[str, Engine] = {
+            name: open_engine(source, config.query_timeout)
+            for name, source in config.sources.items()
+        }
+        self.tables = {name: SourceTables(source) for name, source in config.sources.items()}
+        self.health = {name: SourceHealth() for name in config.sources}
+
+    def run(self, now: datetime | None = None) -> list[Sample]:
+        samples: list[Sample] = []
+        for name in self.config.sources:
+            samples.extend(self._source(name, now or utc_now()))
+        return samples
+
+    def close(self) -> None:
+        for engine in self.engines.values():
+            engine.dispose()
+
+    def _source(self, name: str, now: datetime) -> list[Sample]:
+        health = self.health[name]
+        started = time.perf_counter()
+        kpis: list[Sample] = []
+        try:
+            kpis = self._evaluate(name, now)
+        except (SQLAlchemyError, SourceError, OSError) as exc:
+            self._failed(name, health, describe(exc), up=False)
+        except Exception as exc:  # a bug must not stop the exporter; count it and say where
+            log.exception("evaluation failed", extra={"source": name})
+            self._failed(name, health, f"evaluation failed: {exc!r}", up=True)
+        else:
+            if health.up is False:
+                log.info("source recovered", extra={"source": name})
+            health.up, health.problem, health.last_success = True, None, time.time()
+        health.duration = time.perf_counter() - started
+        return kpis + self._health_samples(name, health)
+
+    def _evaluate(self, name: str, now: datetime) -> list[Sample]:
+        engine, tables, config = self.engines[name], self.tables[name], self.config
+        health = self.health[name]
+        if not health.schema_checked:  # once per connection state, so a cycle names what is missing
+            problems = schema_problems(engine, name, config.sources[name])
+            if problems:
+                raise SourceError("; ".join(message for _, message in problems))
+            health.schema_checked = True
+        span = Span.at(config, now)
+        types = sorted({t for types in config.events.values() for t in types})
+        with engine.connect() as conn:
+            impressions = queries.impressions(conn, tables, span.start, span.horizon)
+            events = queries.events(conn, tables, types, span.start, span.horizon)
+            counts = queries.event_counts(conn, tables, types, span.fast_starts, now)
+        return evaluate(config, name, span, impressions, events) + fast_signal(config, name, counts)
+
+    def _failed(self, name: str, health: SourceHealth, problem: str, up: bool) -> None:
+        health.errors += 1
+        health.schema_checked = False
+        if (health.up, health.problem) != (up, problem):
+            log.error("source failed", extra={"source": name, "error": problem})
+        health.up, health.problem = up, problem
+
+    @staticmethod
+    def _health_samples(name: str, health: SourceHealth) -> list[Sample]:
+        samples = [
+            Sample("source_up", (name,), 1.0 if health.up else 0.0),
+            Sample("cycle_duration_seconds", (name,), health.duration),
+            Sample("cycle_errors", (name,), float(health.errors)),
+        ]
+        if health.last_success is not None:
+            samples.append(Sample("last_success_timestamp_seconds", (name,), health.last_success))
+        return samples
+
+
+def describe(exc: Exception) -> str:
+    """The database's own first line, without the SQL text SQLAlchemy appends."""
+    cause = getattr(exc, "orig", None) or exc
+    text = str(cause).strip().splitlines()
+    return text[0] if text else type(cause).__name__

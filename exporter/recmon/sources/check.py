@@ -1,0 +1,39 @@
+"""check-config's database half: do the mapped tables and columns exist?"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, inspect
+
+from recmon.config import Source
+from recmon.config.errors import KeyPath
+from recmon.sources.schema import OPTIONAL_COLUMNS, OPTIONAL_TABLES, REFERENCE
+
+
+def schema_problems(engine: Engine, name: str, source: Source) -> list[tuple[KeyPath, str]]:
+    """(config key, message) per missing table or column, in the source's own names.
+
+    The key is the remapping that named the table or column, else the source itself.
+    """
+    at: KeyPath = ("sources", name)
+    inspector = inspect(engine)
+    present = set(inspector.get_table_names())
+    problems: list[tuple[KeyPath, str]] = []
+    for table, columns in REFERENCE.items():
+        mapped = source.table(table)
+        if mapped not in present:
+            if table not in OPTIONAL_TABLES:
+                key = (*at, "tables", table) if table in source.tables else at
+                problems.append((key, f"table {_named(mapped, table)} not found"))
+            continue
+        have = {c["name"] for c in inspector.get_columns(mapped)}
+        for col in columns:
+            actual = source.column(table, col)
+            if actual not in have and (table, col) not in OPTIONAL_COLUMNS:
+                key = (*at, "columns", table, col) if actual != col else at
+                problems.append((key, f"column {_named(actual, col)} not in table {mapped!r}"))
+    return problems
+
+
+def _named(actual: str, reference: str) -> str:
+    """The name as the database knows it, and the reference name when it was remapped."""
+    return repr(actual) if actual == reference else f"{actual!r} (for {reference})"

@@ -1,0 +1,74 @@
+"""Database engines that only read, give up after the query timeout and never show a password."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from recmon.config import Source
+
+
+class SourceError(Exception):
+    """A source that cannot be used; the message is safe to log (no password)."""
+
+
+def redact(url: str | URL) -> str:
+    """The URL with its password replaced by ***."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparsable dsn>"
+
+
+def open_engine(source: Source, timeout: timedelta) -> Engine:
+    """An engine for `source` whose sessions are read-only and whose statements time out."""
+    try:
+        url = make_url(source.dsn.get_secret_value())
+    except ArgumentError:
+        raise SourceError("dsn is not a valid SQLAlchemy URL") from None
+    seconds = max(1, int(timeout.total_seconds()))
+    backend = url.get_backend_name()
+    if backend == "sqlite" and url.database not in (None, "", ":memory:"):
+        # Read-only URI mode: a wrong path is an error instead of a new empty database.
+        read_only = {**url.query, "mode": "ro", "uri": "true"}
+        url = url.set(database=f"file:{url.database}", query=read_only)
+    connect_args: dict[str, Any] = {}
+    if backend == "postgresql":
+        connect_args = {
+            "connect_timeout": seconds,
+            "options": f"-c statement_timeout={seconds * 1000} "
+            "-c default_transaction_read_only=on -c TimeZone=UTC",
+        }
+    elif backend in ("mysql", "mariadb"):
+        # read_timeout is the client-side guard when the server never answers.
+        connect_args = {"connect_timeout": seconds, "read_timeout": seconds + 5}
+    try:
+        engine = create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+    except (ArgumentError, ImportError) as exc:
+        raise SourceError(f"cannot use {redact(url)}: {exc}") from None
+    if backend in ("mysql", "mariadb"):
+        event.listen(engine, "connect", _mysql_session(seconds))
+    elif backend == "sqlite":
+        event.listen(engine, "connect", _sqlite_read_only)
+    return engine
+
+
+def _mysql_session(seconds: int) -> Any:
+    def configure(dbapi_connection: Any, _record: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            try:  # MariaDB counts in seconds, MySQL in milliseconds under another name
+                cursor.execute(f"SET SESSION max_statement_time = {seconds}")
+            except Exception:
+                cursor.execute(f"SET SESSION max_execution_time = {seconds * 1000}")
+            cursor.execute("SET SESSION TRANSACTION READ ONLY")
+            cursor.execute("SET SESSION time_zone = '+00:00'")
+
+    return configure
+
+
+def _sqlite_read_only(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.execute("PRAGMA query_only = ON")

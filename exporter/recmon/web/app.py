@@ -1,0 +1,91 @@
+"""The HTTP side: /metrics from the snapshot, a landing page, health and readiness."""
+
+from __future__ import annotations
+
+import html
+import logging
+import socket
+from collections.abc import Callable, Iterable
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import CollectorRegistry, make_wsgi_app
+
+from recmon import __version__
+
+log = logging.getLogger("recmon.web")
+
+Wsgi = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def make_app(
+    registry: CollectorRegistry, ready: Callable[[], bool], sources: dict[str, str]
+) -> Wsgi:
+    """`sources` maps each source name to its redacted DSN, shown on the landing page."""
+    metrics = make_wsgi_app(registry)
+    landing = _landing_page(sources).encode()
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "/")
+        if path == "/metrics":
+            return metrics(environ, start_response)
+        if path == "/":
+            return _reply(start_response, "200 OK", landing, "text/html; charset=utf-8")
+        if path == "/-/healthy":
+            return _reply(start_response, "200 OK", b"Healthy.\n")
+        if path == "/-/ready":
+            if ready():
+                return _reply(start_response, "200 OK", b"Ready.\n")
+            return _reply(start_response, "503 Service Unavailable", b"Not ready: first cycle.\n")
+        return _reply(start_response, "404 Not Found", b"Not found.\n")
+
+    return app
+
+
+def _reply(
+    start_response: Callable[..., Any], status: str, body: bytes, kind: str = "text/plain"
+) -> list[bytes]:
+    start_response(status, [("Content-Type", kind), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def _landing_page(sources: dict[str, str]) -> str:
+    rows = "".join(
+        f"<li><code>{html.escape(name)}</code>: <code>{html.escape(dsn)}</code></li>"
+        for name, dsn in sources.items()
+    )
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>recmon</title></head>
+<body><h1>recmon</h1>
+<p>Recommendation KPIs as Prometheus metrics. Version {html.escape(__version__)}.</p>
+<ul><li><a href="metrics">Metrics</a></li><li><a href="-/healthy">Health</a></li>
+<li><a href="-/ready">Readiness</a></li></ul>
+<h2>Sources</h2><ul>{rows}</ul>
+</body></html>
+"""
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True  # a slow scraper must not hold up shutdown
+
+
+class _Handler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug(format % args, extra={"client": self.address_string()})
+
+
+def parse_listen_address(address: str) -> tuple[str, int]:
+    """':9747', '127.0.0.1:9747' or '[::1]:9747' as (host, port); an empty host means all."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"invalid listen address {address!r}: use host:port, e.g. :9747")
+    return host.strip("[]"), int(port)
+
+
+def serve(app: Wsgi, address: str) -> WSGIServer:
+    host, port = parse_listen_address(address)
+    server_class = _Server
+    if ":" in host:
+        server_class = type("_Server6", (_Server,), {"address_family": socket.AF_INET6})
+    return make_server(host, port, app, server_class=server_class, handler_class=_Handler)
