@@ -6,6 +6,7 @@ import logging
 import signal
 import threading
 from types import FrameType
+from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry
 
@@ -28,6 +29,7 @@ class Exporter:
         self.registry.register(self.collector)
         self.ready = threading.Event()
         self.scheduler = Scheduler(config.interval.total_seconds(), self.run_cycle)
+        self._server: WSGIServer | None = None
 
     def run_cycle(self) -> None:
         self.collector.publish(families(self.cycle.run()))
@@ -38,14 +40,12 @@ class Exporter:
             name: redact(source.dsn.get_secret_value())
             for name, source in self.config.sources.items()
         }
-        server = serve(make_app(self.registry, self.ready.is_set, sources), listen_address)
-
-        def shutdown(signum: int, _frame: FrameType | None) -> None:
-            log.info("shutting down", extra={"signal": signal.Signals(signum).name})
-            threading.Thread(target=server.shutdown, daemon=True).start()
-
-        signal.signal(signal.SIGTERM, shutdown)
-        signal.signal(signal.SIGINT, shutdown)
+        server = self._server = serve(
+            make_app(self.registry, self.ready.is_set, sources), listen_address
+        )
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._on_signal)
+            signal.signal(signal.SIGINT, self._on_signal)
         self.scheduler.start()
         log.info("listening", extra={"address": listen_address, "sources": ",".join(sources)})
         try:
@@ -54,3 +54,13 @@ class Exporter:
             server.server_close()
             self.scheduler.stop(timeout=self.config.query_timeout.total_seconds())
             self.cycle.close()
+
+    def stop(self) -> None:
+        """Stop serving; serve() returns once the running cycle is done (or timed out)."""
+        # shutdown() waits for serve_forever() to return, so it cannot run on that thread.
+        if self._server is not None:
+            threading.Thread(target=self._server.shutdown, daemon=True).start()
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        log.info("shutting down", extra={"signal": signal.Signals(signum).name})
+        self.stop()
