@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
+from sqlalchemy.pool import NullPool
 
 from recmon.config import Source
 
@@ -32,10 +33,13 @@ def open_engine(source: Source, timeout: timedelta) -> Engine:
         raise SourceError("dsn is not a valid SQLAlchemy URL") from None
     seconds = max(1, int(timeout.total_seconds()))
     backend = url.get_backend_name()
+    options: dict[str, Any] = {"pool_pre_ping": True}
     if backend == "sqlite" and url.database not in (None, "", ":memory:"):
         # Read-only URI mode: a wrong path is an error instead of a new empty database.
         read_only = {**url.query, "mode": "ro", "uri": "true"}
         url = url.set(database=f"file:{url.database}", query=read_only)
+        # Reopen the file every cycle: a replaced or removed file is then seen as it is now.
+        options = {"poolclass": NullPool}
     connect_args: dict[str, Any] = {}
     if backend == "postgresql":
         connect_args = {
@@ -47,7 +51,7 @@ def open_engine(source: Source, timeout: timedelta) -> Engine:
         # read_timeout is the client-side guard when the server never answers.
         connect_args = {"connect_timeout": seconds, "read_timeout": seconds + 5}
     try:
-        engine = create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+        engine = create_engine(url, connect_args=connect_args, **options)
     except (ArgumentError, ImportError) as exc:
         raise SourceError(f"cannot use {redact(url)}: {exc}") from None
     if backend in ("mysql", "mariadb"):
