@@ -1,0 +1,60 @@
+"""Committed files that are generated or read by other programs are what they should be."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from recmon.config import load_config
+from recmon.generate import generated
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_generated_files_are_up_to_date() -> None:
+    stale = [
+        str(path.relative_to(ROOT))
+        for path, text in generated(ROOT).items()
+        if not path.exists() or path.read_text(encoding="utf-8") != text
+    ]
+    assert not stale, f"run `python -m recmon.generate` and commit: {stale}"
+
+
+def test_example_configs_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECMON_DSN", "postgresql+psycopg://recmon:secret@db/recsys")
+    reference = load_config(ROOT / "examples" / "recmon.yml")
+    assert reference.sources["main"].table("recommendations") == "served_lists"
+    assert reference.sources["main"].column("interactions", "event_type") == "action"
+    assert reference.events["conversion"] == ["conversion", "purchase"]
+    demo = load_config(ROOT / "examples" / "demo.yml")
+    assert demo.sources["demo"].dsn.get_secret_value() == "sqlite:///.demo/demo.db"
+
+
+def tool(name: str, *alternatives: str) -> str:
+    for candidate in (name, *alternatives):
+        if path := shutil.which(candidate):
+            return path
+    pytest.fail(f"{name} is not installed: apt-get install prometheus prometheus-alertmanager")
+
+
+def test_prometheus_config_is_valid() -> None:
+    result = subprocess.run(
+        [tool("promtool"), "check", "config", str(ROOT / "prometheus" / "prometheus.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_alertmanager_config_is_valid() -> None:
+    result = subprocess.run(
+        [tool("amtool"), "check-config", str(ROOT / "alertmanager" / "alertmanager.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
