@@ -45,6 +45,11 @@ def attribute(impressions: pd.DataFrame, events: pd.DataFrame, window: timedelta
 def _last_touch(imp: pd.DataFrame, ev: pd.DataFrame, window: timedelta) -> pd.DataFrame:
     if ev.empty or imp.empty:
         return pd.DataFrame({"imp": pd.Series(dtype="int64"), "role": [], "value": []})
+    if ev["ts"].dtype != imp["ts"].dtype:
+        # merge_asof refuses keys of different resolutions (datetime64[ns] vs [us]), which the
+        # two tables easily get from different drivers or constructors: compare both in ns.
+        imp = imp.assign(ts=imp["ts"].dt.as_unit("ns"))
+        ev = ev.assign(ts=ev["ts"].dt.as_unit("ns"))
     # merge_asof takes the last row at or before ev.ts; among equal timestamps the last in this
     # order is the best rank (then the smallest request id, so ties resolve the same everywhere).
     ordered = imp.sort_values(["ts", "rank", "request_id"], ascending=[True, False, False])
