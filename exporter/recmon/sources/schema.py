@@ -11,6 +11,8 @@ from sqlalchemy.types import TypeEngine
 # MariaDB's DATETIME drops fractions of a second unless told otherwise.
 TIMESTAMP: TypeEngine = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 TEXT: TypeEngine = String(255)
+# MariaDB's FLOAT keeps about 6 significant digits; scores and watch seconds need a double.
+FLOAT: TypeEngine = Float().with_variant(mysql.DOUBLE(), "mysql", "mariadb")
 
 REFERENCE: dict[str, dict[str, TypeEngine]] = {
     "recommendations": {
@@ -18,7 +20,7 @@ REFERENCE: dict[str, dict[str, TypeEngine]] = {
         "user_id": TEXT,
         "item_id": TEXT,
         "rank": Integer(),
-        "score": Float(),
+        "score": FLOAT,
         "model": TEXT,
         "model_version": TEXT,
         "variant": TEXT,
@@ -29,7 +31,7 @@ REFERENCE: dict[str, dict[str, TypeEngine]] = {
         "item_id": TEXT,
         "event_type": TEXT,
         "ts": TIMESTAMP,
-        "value": Float(),
+        "value": FLOAT,
         "request_id": TEXT,
         "session_id": TEXT,
     },
@@ -46,7 +48,7 @@ REFERENCE: dict[str, dict[str, TypeEngine]] = {
         "model": TEXT,
         "version": TEXT,
         "metric": TEXT,
-        "value": Float(),
+        "value": FLOAT,
         "ts": TIMESTAMP,
     },
 }
