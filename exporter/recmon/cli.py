@@ -16,7 +16,7 @@ from recmon import __version__, logs
 from recmon.collector import SnapshotCollector, families
 from recmon.config import ConfigError, load_config
 from recmon.cycle import Cycle, describe
-from recmon.sources.check import schema_problems
+from recmon.sources.check import inspect_schema
 from recmon.sources.engine import SourceError, open_engine, redact
 
 
@@ -124,7 +124,7 @@ def _check_config(args: argparse.Namespace) -> int:
     for name, source in config.sources.items():
         engine = open_engine(source, config.query_timeout)
         try:
-            problems.extend(schema_problems(engine, name, source))
+            problems.extend(inspect_schema(engine, name, source).problems)
         except (SQLAlchemyError, OSError) as exc:
             problems.append((("sources", name), f"cannot connect: {describe(exc)}"))
         finally:

@@ -15,11 +15,12 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from recmon.config import Config
-from recmon.evaluation import Sample, Span, evaluate, fast_signal
-from recmon.sources import queries
-from recmon.sources.check import schema_problems
+from recmon.evaluation import Sample, evaluate
+from recmon.sources.check import Schema, inspect_schema
 from recmon.sources.engine import SourceError, open_engine
+from recmon.sources.reader import read
 from recmon.sources.tables import SourceTables
+from recmon.span import Span
 
 log = logging.getLogger("recmon.cycle")
 
@@ -35,7 +36,7 @@ class SourceHealth:
     errors: int = 0
     last_success: float | None = None
     duration: float = 0.0
-    schema_checked: bool = False
+    schema: Schema | None = None  # checked once per connection state
 
 
 class Cycle:
@@ -81,22 +82,20 @@ class Cycle:
     def _evaluate(self, name: str, now: datetime) -> list[Sample]:
         engine, tables, config = self.engines[name], self.tables[name], self.config
         health = self.health[name]
-        if not health.schema_checked:  # once per connection state, so a cycle names what is missing
-            problems = schema_problems(engine, name, config.sources[name])
-            if problems:
-                raise SourceError("; ".join(message for _, message in problems))
-            health.schema_checked = True
+        if health.schema is None:  # checked again after a failure, to name what is missing
+            schema = inspect_schema(engine, name, config.sources[name])
+            if schema.problems:
+                raise SourceError("; ".join(message for _, message in schema.problems))
+            health.schema = schema
+        has_sessions = "interactions.session_id" in health.schema.optional
         span = Span.at(config, now)
-        types = sorted({t for types in config.events.values() for t in types})
         with engine.connect() as conn:
-            impressions = queries.impressions(conn, tables, span.start, span.horizon)
-            events = queries.events(conn, tables, types, span.start, span.horizon)
-            counts = queries.event_counts(conn, tables, types, span.fast_starts, now)
-        return evaluate(config, name, span, impressions, events) + fast_signal(config, name, counts)
+            data = read(conn, tables, config, span, has_sessions)
+        return evaluate(config, name, span, data)
 
     def _failed(self, name: str, health: SourceHealth, problem: str, up: bool) -> None:
         health.errors += 1
-        health.schema_checked = False
+        health.schema = None
         if (health.up, health.problem) != (up, problem):
             log.error("source failed", extra={"source": name, "error": problem})
         health.up, health.problem = up, problem

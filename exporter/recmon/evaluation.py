@@ -1,4 +1,4 @@
-"""One source's KPIs at `now` from the rows its queries returned (SPEC, "KPI definitions").
+"""One source's KPIs at `now` from what its queries read (SPEC, "KPI definitions").
 
 Pure: frames in, samples out. The evaluated impressions of window W have ts in
 [now - delay - W, now - delay); newer impressions (up to the attribution horizon) are read too,
@@ -8,16 +8,25 @@ because last touch lets them take credit away from older ones.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 
 import pandas as pd
 
 from recmon.config import Config
+from recmon.kpis import ab
 from recmon.kpis.attribution import attribute
+from recmon.kpis.catalog import catalog_health
 from recmon.kpis.classification import classification_metrics
+from recmon.kpis.comparison import compare
+from recmon.kpis.drift import psi
 from recmon.kpis.engagement import engagement
 from recmon.kpis.ranking import METRICS as RANKING_METRICS
 from recmon.kpis.ranking import relevant_items, request_metrics
+from recmon.sources.reader import SourceData
+from recmon.sources.validate import REASONS
+from recmon.span import Span
+
+Pair = tuple[str, str]  # (model, variant)
 
 
 @dataclass(frozen=True)
@@ -25,28 +34,6 @@ class Sample:
     metric: str  # catalogue name, without the recmon_ prefix
     labels: tuple[str, ...]  # values in the order of the catalogue entry's labels
     value: float
-
-
-@dataclass(frozen=True)
-class Span:
-    """The time ranges one evaluation reads."""
-
-    now: datetime
-    end: datetime  # now - delay: evaluated impressions are older than this
-    start: datetime  # end - the largest window
-    horizon: datetime  # newest impression or event that can matter: min(end + A, now)
-    fast_starts: tuple[datetime, ...]  # now - W for each window, for the undelayed counts
-
-    @classmethod
-    def at(cls, config: Config, now: datetime) -> Span:
-        end = now - config.label_delay
-        return cls(
-            now=now,
-            end=end,
-            start=end - config.largest_window.length,
-            horizon=min(end + config.attribution_window, now),
-            fast_starts=tuple(now - w.length for w in config.windows),
-        )
 
 
 def role_events(config: Config, events: pd.DataFrame) -> pd.DataFrame:
@@ -58,50 +45,96 @@ def role_events(config: Config, events: pd.DataFrame) -> pd.DataFrame:
     return events.merge(mapping, on="event_type")
 
 
-def evaluate(
-    config: Config, source: str, span: Span, impressions: pd.DataFrame, events: pd.DataFrame
-) -> list[Sample]:
-    """Engagement, ranking and classification samples per model, variant and window."""
-    window_a = config.attribution_window
-    roles = role_events(config, events)
-    labelled = pd.concat([impressions, attribute(impressions, roles, window_a)], axis=1)
+def evaluate(config: Config, source: str, span: Span, data: SourceData) -> list[Sample]:
+    """Every KPI of the source: per model, variant and window, then per window, then per source."""
+    roles = role_events(config, data.events)
+    impressions = data.impressions
+    attributed = attribute(impressions, roles, config.attribution_window)
+    labelled = pd.concat([impressions, attributed], axis=1)
     labelled = labelled[(labelled["ts"] >= span.start) & (labelled["ts"] < span.end)]
     positives = roles.loc[roles["role"].isin(config.positive_events), ["user_id", "item_id", "ts"]]
-    pairs = sorted(set(zip(labelled["model"], labelled["variant"], strict=True)))
+    pairs: list[Pair] = sorted(set(zip(labelled["model"], labelled["variant"], strict=True)))
+    offset = config.drift.reference_offset
     samples: list[Sample] = []
     for window in config.windows:
-        shown = labelled[labelled["ts"] >= span.end - window.length]
-        ranking = _ranking(config, shown, positives, window_a)
-        groups = dict(list(shown.groupby(["model", "variant"])))
-        for model, variant in pairs:
-            rows = groups.get((model, variant), shown.iloc[:0])
-            labels = (source, model, variant, window.label)
-            samples.extend(_pair_samples(config, labels, rows, ranking.get((model, variant))))
-    return samples
+        since = span.end - window.length
+        shown = labelled[labelled["ts"] >= since]
+        reference = data.reference[data.reference["ts"] >= since - offset]
+        sessions = None
+        if data.sessions is not None:
+            started = data.sessions["first"]
+            sessions = data.sessions[(started >= since) & (started < span.end)]
+        ranking = _ranking(config, shown, positives)
+        groups = _by_pair(shown)
+        reference_groups = _by_pair(reference)
+        per_pair: dict[Pair, dict[str, float | None]] = {}
+        for pair in pairs:
+            rows = groups.get(pair, shown.iloc[:0])
+            values = per_pair[pair] = _pair_values(config, rows, data.catalog_size)
+            values["score_psi"] = psi(
+                reference_groups[pair]["score"].to_numpy() if pair in reference_groups else [],
+                rows["score"].to_numpy(),
+            )
+            if sessions is not None:
+                values["session_duration_seconds"] = _session_duration(
+                    sessions, impressions[_is_pair(impressions, pair)]
+                )
+            labels = (source, *pair, window.label)
+            samples.extend(_samples(values, labels))
+            samples.extend(_ranking_samples(config, labels, ranking.get(pair)))
+        samples.extend(_comparisons(config, source, window.label, shown))
+        samples.extend(_experiments(config, source, window.label, per_pair))
+    return samples + _fast_signal(config, source, data.event_counts) + _quality(source, data)
 
 
-def fast_signal(config: Config, source: str, counts: dict[str, list[int]]) -> list[Sample]:
-    """recmon_interaction_events per role and window from per-event-type counts."""
-    samples = []
-    for role, types in config.events.items():
-        for i, window in enumerate(config.windows):
-            total = sum(counts.get(t, [0] * len(config.windows))[i] for t in set(types))
-            samples.append(Sample("interaction_events", (source, role, window.label), total))
-    return samples
-
-
-def _pair_samples(
-    config: Config, labels: tuple[str, ...], rows: pd.DataFrame, ranking: pd.DataFrame | None
-) -> list[Sample]:
+def _pair_values(config: Config, rows: pd.DataFrame, catalog_size: int) -> dict[str, float | None]:
     values: dict[str, float | None] = dict(engagement(rows))
-    values["evaluated_requests"] = 0 if ranking is None else len(ranking)
     values.update(
         classification_metrics(
             rows["score"].to_numpy(), rows["clicked"].to_numpy(), config.classification.threshold
         )
     )
-    samples = [Sample(name, labels, float(v)) for name, v in values.items() if v is not None]
-    if ranking is not None and len(ranking):
+    values.update(catalog_health(rows, catalog_size, config.new_item_age))
+    return values
+
+
+def _samples(values: dict[str, float | None], labels: tuple[str, ...]) -> list[Sample]:
+    return [Sample(name, labels, float(v)) for name, v in values.items() if v is not None]
+
+
+def _by_pair(frame: pd.DataFrame) -> dict[Pair, pd.DataFrame]:
+    return dict(list(frame.groupby(["model", "variant"])))  # type: ignore[arg-type]
+
+
+def _is_pair(frame: pd.DataFrame, pair: Pair) -> pd.Series:
+    return (frame["model"] == pair[0]) & (frame["variant"] == pair[1])
+
+
+def _ranking(
+    config: Config, shown: pd.DataFrame, positives: pd.DataFrame
+) -> dict[Pair, pd.DataFrame]:
+    """Per-request ranking metrics of the window, split by (model, variant)."""
+    requests = shown.groupby("request_id", as_index=False).agg(
+        user_id=("user_id", "first"),
+        ts=("ts", "min"),
+        model=("model", "first"),
+        variant=("variant", "first"),
+    )
+    relevant = relevant_items(requests, positives, config.attribution_window)
+    per_request = request_metrics(shown[["request_id", "item_id", "rank"]], relevant, config.k)
+    owner = requests.set_index("request_id").loc[per_request.index, ["model", "variant"]]
+    return {
+        pair: frame.drop(columns=["model", "variant"])
+        for pair, frame in _by_pair(per_request.join(owner)).items()
+    }
+
+
+def _ranking_samples(
+    config: Config, labels: tuple[str, ...], ranking: pd.DataFrame | None
+) -> list[Sample]:
+    evaluated = 0 if ranking is None else len(ranking)
+    samples = [Sample("evaluated_requests", labels, float(evaluated))]
+    if ranking is not None and evaluated:
         means = ranking.mean()
         samples.extend(
             Sample(f"{metric}_at_k", (*labels, str(k)), float(means[f"{metric}@{k}"]))
@@ -111,20 +144,111 @@ def _pair_samples(
     return samples
 
 
-def _ranking(
-    config: Config, shown: pd.DataFrame, positives: pd.DataFrame, window_a: timedelta
-) -> dict[tuple[str, str], pd.DataFrame]:
-    """Per-request ranking metrics of the window, split by (model, variant)."""
-    requests = shown.groupby("request_id", as_index=False).agg(
-        user_id=("user_id", "first"),
-        ts=("ts", "min"),
-        model=("model", "first"),
-        variant=("variant", "first"),
+def _session_duration(sessions: pd.DataFrame, served: pd.DataFrame) -> float | None:
+    """Mean last - first of the sessions during which the pair served the session's user."""
+    joined = sessions.merge(served[["user_id", "ts"]], on="user_id")
+    during = joined[(joined["ts"] >= joined["first"]) & (joined["ts"] <= joined["last"])]
+    kept = during.drop_duplicates(["session_id", "user_id"])
+    if kept.empty:
+        return None
+    return float((kept["last"] - kept["first"]).dt.total_seconds().mean())
+
+
+def _comparisons(config: Config, source: str, window: str, shown: pd.DataFrame) -> list[Sample]:
+    samples = []
+    for pair in config.comparisons:
+        labels = (source, pair.baseline, pair.candidate, window)
+        result = compare(
+            shown[shown["model"] == pair.baseline],
+            shown[shown["model"] == pair.candidate],
+            config.k,
+        )
+        samples.append(Sample("comparison_users", labels, float(result["users"] or 0)))
+        samples.append(
+            Sample("comparison_unique_items", labels, float(result["unique_items"] or 0))
+        )
+        for k in config.k:
+            for metric, key in (
+                ("overlap_at_k", "overlap"),
+                ("jaccard_at_k", "jaccard"),
+                ("rbo", "rbo"),
+            ):
+                value = result[f"{key}@{k}"]
+                if value is not None:
+                    samples.append(Sample(f"comparison_{metric}", (*labels, str(k)), value))
+    return samples
+
+
+_AB_RATES = {"ctr": "clicks", "conversion": "conversions"}
+
+
+def _experiments(
+    config: Config, source: str, window: str, per_pair: dict[Pair, dict[str, float | None]]
+) -> list[Sample]:
+    """Each variant of a model that has a control arm, against that arm."""
+    control = config.ab.control
+    samples = []
+    for (model, variant), values in per_pair.items():
+        if variant == control or (model, control) not in per_pair:
+            continue
+        base = per_pair[(model, control)]
+        for metric, count in _AB_RATES.items():
+            args = (
+                int(values[count] or 0),
+                int(values["impressions"] or 0),
+                int(base[count] or 0),
+                int(base["impressions"] or 0),
+            )
+            labels = (source, metric, variant, control, model, window)
+            for name, value in (
+                ("ab_relative_lift", ab.lift(*args)),
+                ("ab_p_value", ab.p_value(*args)),
+            ):
+                if value is not None:
+                    samples.append(Sample(name, labels, value))
+    models = {model for (model, variant) in per_pair if variant == control}
+    for model in models:
+        arms = {
+            v: values["recommendation_requests"] or 0
+            for (m, v), values in per_pair.items()
+            if m == model
+        }
+        total = sum(arms.values())
+        samples.extend(
+            Sample("ab_traffic_share_ratio", (source, model, variant, window), n / total)
+            for variant, n in arms.items()
+            if total
+        )
+    return samples
+
+
+def _fast_signal(config: Config, source: str, counts: dict[str, list[int]]) -> list[Sample]:
+    """recmon_interaction_events per role and window from per-event-type counts."""
+    samples = []
+    for role, types in config.events.items():
+        for i, window in enumerate(config.windows):
+            total = sum(counts.get(t, [0] * len(config.windows))[i] for t in set(types))
+            samples.append(Sample("interaction_events", (source, role, window.label), total))
+    return samples
+
+
+def _quality(source: str, data: SourceData) -> list[Sample]:
+    samples = [
+        Sample("last_event_timestamp_seconds", (source, table), _epoch(newest))
+        for table, newest in data.newest.items()
+        if newest is not None
+    ]
+    samples.extend(
+        Sample("invalid_rows", (source, table, reason), float(data.invalid[(table, reason)]))
+        for table, reasons in REASONS.items()
+        for reason in reasons
     )
-    relevant = relevant_items(requests, positives, window_a)
-    per_request = request_metrics(shown[["request_id", "item_id", "rank"]], relevant, config.k)
-    owner = requests.set_index("request_id").loc[per_request.index, ["model", "variant"]]
-    return {
-        (model, variant): frame.drop(columns=["model", "variant"])
-        for (model, variant), frame in per_request.join(owner).groupby(["model", "variant"])
-    }
+    samples.extend(
+        Sample("query_duration_seconds", (source, query), seconds)
+        for query, seconds in data.durations.items()
+    )
+    return samples
+
+
+def _epoch(value: datetime) -> float:
+    return value.replace(tzinfo=UTC).timestamp()

@@ -99,6 +99,18 @@ class AB(Strict):
     control: str = "control"
 
 
+class Drift(Strict):
+    # The reference period of window W is [end - W, end) shifted back by this much.
+    reference_offset: Duration = timedelta(days=7)
+
+
+class Pollution(Strict):
+    """When an hour of training data counts as anomalous (conversions collapsed under clicks)."""
+
+    ratio_floor: float = Field(0.2, gt=0, le=1)
+    min_clicks: int = Field(50, ge=1)
+
+
 class Config(Strict):
     sources: dict[str, Source] = Field(min_length=1)
     windows: list[Window] = Field(
@@ -114,6 +126,10 @@ class Config(Strict):
     classification: Classification = Field(default_factory=Classification)
     comparisons: list[Comparison] = Field(default_factory=list)
     ab: AB = Field(default_factory=AB)
+    drift: Drift = Field(default_factory=Drift)
+    pollution: Pollution = Field(default_factory=Pollution)
+    # Versions per model that the lifecycle metrics report, newest first.
+    model_versions: int = Field(10, ge=1, le=1000)
     interval: Duration = timedelta(seconds=60)
     query_timeout: Duration = timedelta(seconds=30)
     # Where the config came from: file name and the line of every key path, for later errors.

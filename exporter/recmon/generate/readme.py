@@ -10,6 +10,12 @@ _GROUPS = {
     "engagement": "Engagement",
     "ranking": "Ranking quality",
     "classification": "Click prediction",
+    "catalog": "Catalogue health",
+    "drift": "Score drift",
+    "comparison": "Baseline vs candidate",
+    "experiment": "A/B tests",
+    "lifecycle": "Model lifecycle",
+    "quality": "Data quality and freshness",
     "health": "Exporter and source health",
 }
 

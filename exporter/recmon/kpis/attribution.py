@@ -26,8 +26,10 @@ def attribute(impressions: pd.DataFrame, events: pd.DataFrame, window: timedelta
     imp = impressions[IMPRESSION_COLUMNS].assign(imp=np.arange(len(impressions)))
     ev = events[EVENT_COLUMNS].reset_index(drop=True)
     winners = pd.concat(
-        [_last_touch(imp, ev[ev["request_id"].isna()], window),
-         _same_request(imp, ev[ev["request_id"].notna()], window)],
+        [
+            _last_touch(imp, ev[ev["request_id"].isna()], window),
+            _same_request(imp, ev[ev["request_id"].notna()], window),
+        ],
         ignore_index=True,
     )
     labels = pd.DataFrame(

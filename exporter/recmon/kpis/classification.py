@@ -22,8 +22,13 @@ def classification_metrics(
     n = len(s)
     positives = int(y.sum())
     result: dict[str, float | None] = dict.fromkeys(
-        ("auc", "log_loss", "classification_accuracy", "classification_precision",
-         "classification_recall")
+        (
+            "auc",
+            "log_loss",
+            "classification_accuracy",
+            "classification_precision",
+            "classification_recall",
+        )
     )
     if n == 0:
         return result

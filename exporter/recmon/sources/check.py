@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import Engine, inspect
 
 from recmon.config import Source
@@ -9,15 +11,21 @@ from recmon.config.errors import KeyPath
 from recmon.sources.schema import OPTIONAL_COLUMNS, OPTIONAL_TABLES, REFERENCE
 
 
-def schema_problems(engine: Engine, name: str, source: Source) -> list[tuple[KeyPath, str]]:
-    """(config key, message) per missing table or column, in the source's own names.
+@dataclass(frozen=True)
+class Schema:
+    # (config key, message) per missing table or column, in the source's own names; the key is
+    # the remapping that named it, else the source itself.
+    problems: list[tuple[KeyPath, str]]
+    # optional tables and columns that are present, as "table" and "table.column"
+    optional: frozenset[str]
 
-    The key is the remapping that named the table or column, else the source itself.
-    """
+
+def inspect_schema(engine: Engine, name: str, source: Source) -> Schema:
     at: KeyPath = ("sources", name)
     inspector = inspect(engine)
     present = set(inspector.get_table_names())
     problems: list[tuple[KeyPath, str]] = []
+    optional: set[str] = set()
     for table, columns in REFERENCE.items():
         mapped = source.table(table)
         if mapped not in present:
@@ -25,13 +33,18 @@ def schema_problems(engine: Engine, name: str, source: Source) -> list[tuple[Key
                 key = (*at, "tables", table) if table in source.tables else at
                 problems.append((key, f"table {_named(mapped, table)} not found"))
             continue
+        if table in OPTIONAL_TABLES:
+            optional.add(table)
         have = {c["name"] for c in inspector.get_columns(mapped)}
         for col in columns:
             actual = source.column(table, col)
-            if actual not in have and (table, col) not in OPTIONAL_COLUMNS:
+            if actual in have:
+                if (table, col) in OPTIONAL_COLUMNS:
+                    optional.add(f"{table}.{col}")
+            elif (table, col) not in OPTIONAL_COLUMNS:
                 key = (*at, "columns", table, col) if actual != col else at
                 problems.append((key, f"column {_named(actual, col)} not in table {mapped!r}"))
-    return problems
+    return Schema(problems, frozenset(optional))
 
 
 def _named(actual: str, reference: str) -> str:

@@ -6,29 +6,36 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import pandas as pd
-from sqlalchemy import Connection, and_, case, func, select
+from sqlalchemy import Connection, Select, and_, case, func, select
 
 from recmon.sources.tables import SourceTables
 
 IMPRESSION_COLUMNS = ("request_id", "user_id", "item_id", "rank", "score", "model", "variant", "ts")
 EVENT_COLUMNS = ("user_id", "item_id", "event_type", "ts", "value", "request_id")
-# Rows without these cannot be attributed or grouped; they are left out.
-_REQUIRED = {
-    "recommendations": ("request_id", "user_id", "item_id", "rank", "model", "ts"),
-    "interactions": ("user_id", "item_id", "event_type", "ts"),
-}
-_IDS = ("request_id", "user_id", "item_id")
+_IDS = ("request_id", "user_id", "item_id", "model", "event_type", "session_id")
 
 
 def impressions(conn: Connection, t: SourceTables, start: datetime, end: datetime) -> pd.DataFrame:
-    """Recommendation rows with start <= ts <= end."""
+    """Recommendation rows with start <= ts <= end, with their item's created_at from the
+    catalogue (`known_item` is null when the catalogue lacks the item)."""
+    recs, items = t["recommendations"], t["items"]
     ts = t.col("recommendations", "ts")
-    query = select(*t.cols("recommendations", *IMPRESSION_COLUMNS)).where(ts >= start, ts <= end)
-    frame = _frame(conn, query, IMPRESSION_COLUMNS, "recommendations")
-    frame["rank"] = frame["rank"].astype("int64")
+    query = (
+        select(
+            *t.cols("recommendations", *IMPRESSION_COLUMNS),
+            t.col("items", "item_id").label("known_item"),
+            t.col("items", "created_at").label("created_at"),
+        )
+        .select_from(
+            recs.outerjoin(items, t.col("recommendations", "item_id") == t.col("items", "item_id"))
+        )
+        .where(ts >= start, ts <= end)
+    )
+    frame = _frame(conn, query)
+    frame["rank"] = pd.to_numeric(frame["rank"], errors="coerce")
     frame["score"] = pd.to_numeric(frame["score"], errors="coerce").astype(float)
-    frame["model"] = frame["model"].astype(str)
-    frame["variant"] = frame["variant"].fillna("default").astype(str)
+    frame["variant"] = frame["variant"].fillna("default")
+    frame["created_at"] = utc_naive(frame["created_at"])
     return frame
 
 
@@ -40,9 +47,43 @@ def events(
     query = select(*t.cols("interactions", *EVENT_COLUMNS)).where(
         ts >= start, ts <= end, t.col("interactions", "event_type").in_(list(event_types))
     )
-    frame = _frame(conn, query, EVENT_COLUMNS, "interactions")
+    frame = _frame(conn, query)
     frame["value"] = pd.to_numeric(frame["value"], errors="coerce").astype(float)
-    frame["event_type"] = frame["event_type"].astype(str)
+    return frame
+
+
+def sessions(conn: Connection, t: SourceTables, start: datetime, end: datetime) -> pd.DataFrame:
+    """Sessions as (session_id, user_id, first, last) over their events with start <= ts <= end."""
+    ts, session = t.col("interactions", "ts"), t.col("interactions", "session_id")
+    user = t.col("interactions", "user_id")
+    first, last = func.min(ts), func.max(ts)
+    query = (
+        select(
+            session.label("session_id"),
+            user.label("user_id"),
+            first.label("first"),
+            last.label("last"),
+        )
+        .where(session.is_not(None), user.is_not(None), ts >= start, ts <= end)
+        .group_by(session, user)
+    )
+    frame = _frame(conn, query)
+    frame["first"] = utc_naive(frame["first"])
+    frame["last"] = utc_naive(frame["last"])
+    return frame
+
+
+def reference_scores(
+    conn: Connection, t: SourceTables, start: datetime, end: datetime
+) -> pd.DataFrame:
+    """model, variant, score, ts of the rows with a score and start <= ts < end."""
+    ts, score = t.col("recommendations", "ts"), t.col("recommendations", "score")
+    query = select(*t.cols("recommendations", "model", "variant", "score", "ts")).where(
+        ts >= start, ts < end, score.is_not(None)
+    )
+    frame = _frame(conn, query)
+    frame["variant"] = frame["variant"].fillna("default")
+    frame["score"] = pd.to_numeric(frame["score"], errors="coerce").astype(float)
     return frame
 
 
@@ -68,15 +109,31 @@ def event_counts(
     return {str(row[0]): [int(n) for n in row[1:]] for row in conn.execute(query)}
 
 
-def _frame(conn: Connection, query: object, columns: Sequence[str], table: str) -> pd.DataFrame:
-    rows = conn.execute(query).all()  # type: ignore[call-overload]
-    frame = pd.DataFrame.from_records(rows, columns=list(columns))
-    frame = frame.dropna(subset=list(_REQUIRED[table])).reset_index(drop=True)
+def catalog_size(conn: Connection, t: SourceTables) -> int:
+    return int(conn.execute(select(func.count()).select_from(t["items"])).scalar_one())
+
+
+def freshness(
+    conn: Connection, t: SourceTables, table: str, now: datetime
+) -> tuple[datetime | None, int]:
+    """The newest ts at or before `now`, and the number of rows dated after it (two index
+    range scans on ts, not a table scan)."""
+    ts = t.col(table, "ts")
+    newest = conn.execute(select(func.max(ts)).where(ts <= now)).scalar_one()
+    future = conn.execute(select(func.count()).select_from(t[table]).where(ts > now)).scalar_one()
+    value = utc_naive(pd.Series([newest])).iloc[0]
+    return (None if pd.isna(value) else value.to_pydatetime()), int(future)
+
+
+def _frame(conn: Connection, query: Select) -> pd.DataFrame:
+    result = conn.execute(query)
+    frame = pd.DataFrame.from_records(result.all(), columns=list(result.keys()))
     for name in _IDS:
         if name in frame:
             # Ids are compared across tables, so give them one type whatever the database used.
             frame[name] = frame[name].map(str, na_action="ignore")
-    frame["ts"] = utc_naive(frame["ts"])
+    if "ts" in frame:
+        frame["ts"] = utc_naive(frame["ts"])
     return frame
 
 

@@ -1,0 +1,72 @@
+"""Rows the KPIs cannot use: counted by reason (recmon_invalid_rows), then left out.
+
+Counts cover the rows of the largest evaluated window; rows outside it are still cleaned, since
+they take part in attribution, but not counted, so each bad row is counted in one place.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+
+import pandas as pd
+
+NULL_ID = "null_id"
+UNKNOWN_ITEM = "unknown_item"
+DUPLICATE_RANK = "duplicate_rank"
+NEGATIVE_VALUE = "negative_value"
+FUTURE_TIMESTAMP = "future_timestamp"
+
+InvalidCounts = Counter[tuple[str, str]]  # (table, reason) -> rows
+# Every reason of every table, so that recmon_invalid_rows always has its series (0 is a value).
+REASONS: dict[str, tuple[str, ...]] = {
+    "recommendations": (NULL_ID, UNKNOWN_ITEM, DUPLICATE_RANK, FUTURE_TIMESTAMP),
+    "interactions": (NULL_ID, NEGATIVE_VALUE, FUTURE_TIMESTAMP),
+}
+
+
+def clean_impressions(
+    frame: pd.DataFrame, start: datetime, end: datetime, invalid: InvalidCounts
+) -> pd.DataFrame:
+    checks = [
+        (
+            NULL_ID,
+            frame[["request_id", "user_id", "item_id", "model", "rank", "ts"]].isna().any(axis=1),
+        ),
+        (UNKNOWN_ITEM, frame["known_item"].isna()),
+        # a second row at the same rank of one list: the first (by item id) stays
+        (
+            DUPLICATE_RANK,
+            frame.sort_values(["request_id", "rank", "item_id"])
+            .duplicated(["request_id", "rank"])
+            .reindex(frame.index),
+        ),
+    ]
+    return _drop(frame, "recommendations", checks, start, end, invalid).drop(columns="known_item")
+
+
+def clean_events(
+    frame: pd.DataFrame, start: datetime, end: datetime, invalid: InvalidCounts
+) -> pd.DataFrame:
+    checks = [
+        (NULL_ID, frame[["user_id", "item_id", "event_type", "ts"]].isna().any(axis=1)),
+        (NEGATIVE_VALUE, frame["value"] < 0),
+    ]
+    return _drop(frame, "interactions", checks, start, end, invalid)
+
+
+def _drop(
+    frame: pd.DataFrame,
+    table: str,
+    checks: list[tuple[str, pd.Series]],
+    start: datetime,
+    end: datetime,
+    invalid: InvalidCounts,
+) -> pd.DataFrame:
+    in_window = (frame["ts"] >= start) & (frame["ts"] < end)
+    bad = pd.Series(False, index=frame.index)
+    for reason, failed in checks:
+        failed = failed.fillna(False).astype(bool) & ~bad  # a row counts under its first reason
+        invalid[(table, reason)] += int((failed & in_window).sum())
+        bad |= failed
+    return frame[~bad].reset_index(drop=True)
