@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine
@@ -18,7 +18,7 @@ from recmon.config import Config
 from recmon.evaluation import Sample, evaluate
 from recmon.sources.check import Schema, inspect_schema
 from recmon.sources.engine import SourceError, open_engine
-from recmon.sources.reader import read
+from recmon.sources.reader import HourlyCache, read
 from recmon.sources.tables import SourceTables
 from recmon.span import Span
 
@@ -37,6 +37,7 @@ class SourceHealth:
     last_success: float | None = None
     duration: float = 0.0
     schema: Schema | None = None  # checked once per connection state
+    hourly: HourlyCache = field(default_factory=dict)
 
 
 class Cycle:
@@ -87,10 +88,9 @@ class Cycle:
             if schema.problems:
                 raise SourceError("; ".join(message for _, message in schema.problems))
             health.schema = schema
-        has_sessions = "interactions.session_id" in health.schema.optional
         span = Span.at(config, now)
         with engine.connect() as conn:
-            data = read(conn, tables, config, span, has_sessions)
+            data = read(conn, tables, config, span, health.schema.optional, health.hourly)
         return evaluate(config, name, span, data)
 
     def _failed(self, name: str, health: SourceHealth, problem: str, up: bool) -> None:

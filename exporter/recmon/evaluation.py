@@ -20,9 +20,10 @@ from recmon.kpis.classification import classification_metrics
 from recmon.kpis.comparison import compare
 from recmon.kpis.drift import psi
 from recmon.kpis.engagement import engagement
+from recmon.kpis.lifecycle import anomalous_hours
 from recmon.kpis.ranking import METRICS as RANKING_METRICS
 from recmon.kpis.ranking import relevant_items, request_metrics
-from recmon.sources.reader import SourceData
+from recmon.sources.reader import Lifecycle, SourceData
 from recmon.sources.validate import REASONS
 from recmon.span import Span
 
@@ -84,6 +85,8 @@ def evaluate(config: Config, source: str, span: Span, data: SourceData) -> list[
             samples.extend(_ranking_samples(config, labels, ranking.get(pair)))
         samples.extend(_comparisons(config, source, window.label, shown))
         samples.extend(_experiments(config, source, window.label, per_pair))
+    if data.lifecycle is not None:
+        samples.extend(_lifecycle(config, source, span.now, data.lifecycle))
     return samples + _fast_signal(config, source, data.event_counts) + _quality(source, data)
 
 
@@ -219,6 +222,35 @@ def _experiments(
             for variant, n in arms.items()
             if total
         )
+    return samples
+
+
+def _lifecycle(config: Config, source: str, now: datetime, life: Lifecycle) -> list[Sample]:
+    samples = []
+    for row in life.deployed.itertuples():
+        samples.append(Sample("model_info", (source, row.model, row.version), 1.0))
+        if pd.notna(row.trained_at):
+            age = (now - row.trained_at).total_seconds()
+            samples.append(Sample("model_age_seconds", (source, row.model), age))
+    for row in life.versions.itertuples():
+        labels = (source, row.model, row.version)
+        if pd.notna(row.training_data_end):
+            end = _epoch(row.training_data_end.to_pydatetime())
+            samples.append(Sample("model_training_data_end_timestamp_seconds", labels, end))
+        hourly = life.hourly.get((row.model, row.version))
+        if hourly is not None:
+            hours = anomalous_hours(
+                hourly["click"],
+                hourly["conversion"],
+                config.pollution.ratio_floor,
+                config.pollution.min_clicks,
+            )
+            if hours is not None:
+                samples.append(Sample("model_training_data_anomalous_hours", labels, hours))
+    samples.extend(
+        Sample("model_offline_metric", (source, row.model, row.version, row.metric), row.value)
+        for row in life.metrics.itertuples()
+    )
     return samples
 
 

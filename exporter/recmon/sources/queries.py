@@ -6,7 +6,10 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import pandas as pd
-from sqlalchemy import Connection, Select, and_, case, func, select
+from sqlalchemy import Connection, DateTime, Select, and_, case, func, select, tuple_
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from recmon.sources.tables import SourceTables
 
@@ -140,3 +143,77 @@ def _frame(conn: Connection, query: Select) -> pd.DataFrame:
 def utc_naive(values: pd.Series) -> pd.Series:
     """Timestamps as naive UTC (a naive database value is taken to be UTC already)."""
     return pd.to_datetime(values, utc=True).dt.tz_localize(None).astype("datetime64[us]")
+
+
+class HourOf(FunctionElement):
+    """The timestamp truncated to its hour, in each dialect's own words."""
+
+    type = DateTime()
+    inherit_cache = True
+
+
+@compiles(HourOf)
+def _hour_default(element: HourOf, compiler: SQLCompiler, **kw: object) -> str:
+    return f"date_trunc('hour', {compiler.process(element.clauses, **kw)})"
+
+
+@compiles(HourOf, "sqlite")
+def _hour_sqlite(element: HourOf, compiler: SQLCompiler, **kw: object) -> str:
+    return f"strftime('%Y-%m-%d %H:00:00', {compiler.process(element.clauses, **kw)})"
+
+
+@compiles(HourOf, "mysql")
+@compiles(HourOf, "mariadb")
+def _hour_mysql(element: HourOf, compiler: SQLCompiler, **kw: object) -> str:
+    ts = compiler.process(element.clauses, **kw)
+    return f"DATE_ADD(DATE({ts}), INTERVAL HOUR({ts}) HOUR)"
+
+
+def models(conn: Connection, t: SourceTables) -> pd.DataFrame:
+    """The model registry: every version."""
+    columns = (
+        "model",
+        "version",
+        "trained_at",
+        "training_data_start",
+        "training_data_end",
+        "deployed_at",
+    )
+    frame = _frame(conn, select(*t.cols("models", *columns)))
+    for name in columns[2:]:
+        frame[name] = utc_naive(frame[name])
+    frame["version"] = frame["version"].map(str, na_action="ignore")
+    return frame.dropna(subset=["model", "version"])
+
+
+def model_metrics(
+    conn: Connection, t: SourceTables, versions: Sequence[tuple[str, str]], now: datetime
+) -> pd.DataFrame:
+    """model, version, metric, value, ts of the given versions' metrics up to `now`."""
+    if not versions:
+        return pd.DataFrame(columns=["model", "version", "metric", "value", "ts"])
+    model, version = t.col("model_metrics", "model"), t.col("model_metrics", "version")
+    wanted = tuple_(model, version).in_([tuple(v) for v in versions])
+    query = select(*t.cols("model_metrics", "model", "version", "metric", "value", "ts")).where(
+        wanted, t.col("model_metrics", "ts") <= now
+    )
+    frame = _frame(conn, query)
+    frame["version"] = frame["version"].map(str, na_action="ignore")
+    frame["value"] = pd.to_numeric(frame["value"], errors="coerce").astype(float)
+    return frame
+
+
+def hourly_events(
+    conn: Connection, t: SourceTables, event_types: Sequence[str], start: datetime, end: datetime
+) -> pd.DataFrame:
+    """Events per hour and type with start <= ts < end: hour, event_type, events."""
+    ts, event_type = t.col("interactions", "ts"), t.col("interactions", "event_type")
+    hour = HourOf(ts)
+    query = (
+        select(hour.label("hour"), event_type.label("event_type"), func.count().label("events"))
+        .where(ts >= start, ts < end, event_type.in_(list(event_types)))
+        .group_by(hour, event_type)
+    )
+    frame = _frame(conn, query)
+    frame["hour"] = utc_naive(frame["hour"])
+    return frame
