@@ -15,6 +15,11 @@ def latest_lists(impressions: pd.DataFrame) -> dict[str, list[str]]:
 
     `impressions` has request_id, user_id, item_id, rank, ts for one model.
     """
+    return {user: items for user, (items, _) in _latest_ranked(impressions).items()}
+
+
+def _latest_ranked(impressions: pd.DataFrame) -> dict[str, tuple[list[str], list[float]]]:
+    """latest_lists() with each item's rank (its first, best one) alongside."""
     if impressions.empty:
         return {}
     requests = impressions.groupby("request_id", sort=False).agg(
@@ -28,23 +33,36 @@ def latest_lists(impressions: pd.DataFrame) -> dict[str, list[str]]:
     )
     rows = impressions[impressions["request_id"].isin(latest["request_id"])]
     rows = rows.sort_values(["rank", "item_id"]).drop_duplicates(["request_id", "item_id"])
-    items = rows.groupby("request_id")["item_id"].agg(list)
+    grouped = rows.groupby("request_id")
+    items, ranks = grouped["item_id"].agg(list), grouped["rank"].agg(list)
     return {
-        user: items[req] for user, req in zip(latest["user_id"], latest["request_id"], strict=True)
+        user: (items[req], ranks[req])
+        for user, req in zip(latest["user_id"], latest["request_id"], strict=True)
     }
 
 
 def rbo(a: Sequence[str], b: Sequence[str], k: int, p: float = RBO_P) -> float:
     """Extrapolated rank-biased overlap at depth k (Webber et al. 2010, eq. 32): 1 for identical
-    top-k lists, 0 for disjoint ones."""
+    top-k lists, 0 for disjoint ones.
+
+    Lists shorter than k take part with their own length: with s and l the lengths of the shorter
+    and the longer top-k list, X_d the overlap of the two top-d prefixes,
+    RBO_ext = (1-p)/p * (sum_{d<=l} X_d/d p^d + sum_{s<d<=l} X_s (d-s)/(s d) p^d)
+              + ((X_l - X_s)/l + X_s/s) p^l,
+    which for s = l is the even-length form X_l/l p^l + (1-p)/p sum_{d<=l} X_d/d p^d.
+    """
     a, b = list(a[:k]), list(b[:k])
-    depth = min(len(a), len(b))
-    if depth == 0:
+    short, long_ = sorted((len(a), len(b)))
+    if short == 0:
         return 1.0 if not a and not b else 0.0
-    overlap = np.array([len(set(a[:d]) & set(b[:d])) for d in range(1, depth + 1)], dtype=float)
-    d = np.arange(1, depth + 1)
-    agreement = overlap / d
-    return float(agreement[-1] * p**depth + (1 - p) / p * (agreement * p**d).sum())
+    d = np.arange(1, long_ + 1)
+    overlap = np.array([len(set(a[:depth]) & set(b[:depth])) for depth in d], dtype=float)
+    x_s, x_l = overlap[short - 1], overlap[-1]
+    tail = d > short
+    # beyond the shorter list's end its unseen items are assumed to agree at its last rate X_s/s
+    assumed = np.where(tail, x_s * (d - short) / (short * d), 0.0)
+    weighted = ((overlap / d + assumed) * p**d).sum()
+    return float((1 - p) / p * weighted + ((x_l - x_s) / long_ + x_s / short) * p**long_)
 
 
 def compare(
@@ -52,7 +70,7 @@ def compare(
 ) -> dict[str, float | None]:
     """Overlap@k, Jaccard@k and RBO@k (means over users served by both), users compared and the
     candidate's unique items; keys are `<metric>@<k>`, `users` and `unique_items`."""
-    a_lists, b_lists = latest_lists(baseline), latest_lists(candidate)
+    a_lists, b_lists = _latest_ranked(baseline), _latest_ranked(candidate)
     users = sorted(a_lists.keys() & b_lists.keys())
     result: dict[str, float | None] = {
         "users": len(users),
@@ -61,11 +79,19 @@ def compare(
     for k in ks:
         overlap, jaccard, ranked = [], [], []
         for user in users:
-            a, b = set(a_lists[user][:k]), set(b_lists[user][:k])
+            # A_k: the items with rank <= k (rank numbers, not positions: a repeated item or a
+            # gap in the ranks does not pull a later item into the top k)
+            top_a, top_b = _top(a_lists[user], k), _top(b_lists[user], k)
+            a, b = set(top_a), set(top_b)
             overlap.append(len(a & b) / k)
-            jaccard.append(len(a & b) / len(a | b))
-            ranked.append(rbo(a_lists[user], b_lists[user], k))
+            jaccard.append(len(a & b) / len(a | b) if a | b else 1.0)
+            ranked.append(rbo(top_a, top_b, k))
         result[f"overlap@{k}"] = float(np.mean(overlap)) if users else None
         result[f"jaccard@{k}"] = float(np.mean(jaccard)) if users else None
         result[f"rbo@{k}"] = float(np.mean(ranked)) if users else None
     return result
+
+
+def _top(ranked: tuple[list[str], list[float]], k: int) -> list[str]:
+    items, ranks = ranked
+    return [item for item, rank in zip(items, ranks, strict=True) if rank <= k]
