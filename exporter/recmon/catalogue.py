@@ -343,6 +343,13 @@ METRICS: tuple[Metric, ...] = (
         QUALITY,
     ),
     Metric(
+        "custom_metric_up",
+        "1 when the custom metric's query succeeded in the last cycle, else 0.",
+        "count",
+        ("source", "metric"),
+        HEALTH,
+    ),
+    Metric(
         "source_up",
         "1 when the last cycle could query the source, else 0.",
         "count",
@@ -382,3 +389,9 @@ METRICS: tuple[Metric, ...] = (
 )
 
 BY_NAME: dict[str, Metric] = {m.name: m for m in METRICS}
+
+
+def exported_names() -> set[str]:
+    """Every name recmon's own metrics use in the exposition."""
+    suffix = {"counter": "_total", "info": "_info"}
+    return {m.full_name + suffix.get(m.kind, "") for m in METRICS} | {m.full_name for m in METRICS}

@@ -108,7 +108,7 @@ def _once(args: argparse.Namespace) -> int:
     cycle = Cycle(load_config(args.config_file))
     try:
         collector = SnapshotCollector()
-        collector.publish(families(cycle.run(args.now)))
+        collector.publish(families(cycle.run(args.now), cycle.config.custom_metrics))
     finally:
         cycle.close()
     registry = CollectorRegistry(auto_describe=False)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import platform
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
@@ -20,11 +20,13 @@ from prometheus_client.registry import Collector
 
 from recmon import __version__
 from recmon.catalogue import BY_NAME
+from recmon.config.schema import CustomMetric
 from recmon.evaluation import Sample
 
 
-def families(samples: Iterable[Sample]) -> tuple[Metric, ...]:
-    """One family per catalogue metric that has samples, in catalogue order, plus build info."""
+def families(samples: Iterable[Sample], custom: Sequence[CustomMetric] = ()) -> tuple[Metric, ...]:
+    """One family per catalogue metric that has samples, in catalogue order, then the custom
+    metrics, then build info."""
     by_metric: dict[str, list[Sample]] = defaultdict(list)
     for sample in samples:
         by_metric[sample.metric].append(sample)
@@ -35,6 +37,12 @@ def families(samples: Iterable[Sample]) -> tuple[Metric, ...]:
         family_type = CounterMetricFamily if spec.kind == "counter" else GaugeMetricFamily
         family = family_type(spec.full_name, spec.help, labels=list(spec.labels))
         for sample in by_metric.get(name, ()):
+            family.add_metric(list(sample.labels), sample.value)
+        if family.samples:
+            result.append(family)
+    for metric in custom:
+        family = GaugeMetricFamily(metric.name, metric.help, labels=["source", *metric.labels])
+        for sample in by_metric.get(metric.name, ()):
             family.add_metric(list(sample.labels), sample.value)
         if family.samples:
             result.append(family)

@@ -14,7 +14,9 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from recmon import custom
 from recmon.config import Config
+from recmon.custom import CustomMetricError
 from recmon.evaluation import Sample, evaluate
 from recmon.sources.check import Schema, inspect_schema
 from recmon.sources.engine import SourceError, open_engine
@@ -38,6 +40,7 @@ class SourceHealth:
     duration: float = 0.0
     schema: Schema | None = None  # checked once per connection state
     hourly: HourlyCache = field(default_factory=dict)
+    custom_problems: dict[str, str | None] = field(default_factory=dict)  # metric -> last error
 
 
 class Cycle:
@@ -91,7 +94,41 @@ class Cycle:
         span = Span.at(config, now)
         with engine.connect() as conn:
             data = read(conn, tables, config, span, health.schema.optional, health.hourly)
-        return evaluate(config, name, span, data)
+        return evaluate(config, name, span, data) + self._custom(name, now)
+
+    def _custom(self, name: str, now: datetime) -> list[Sample]:
+        """Each custom metric on its own connection: one failing query leaves the rest alone."""
+        samples = []
+        health = self.health[name]
+        for metric in self.config.custom_metrics:
+            if metric.sources is not None and name not in metric.sources:
+                continue
+            started = time.perf_counter()
+            problem = None
+            try:
+                with self.engines[name].connect() as conn:
+                    rows = custom.run(conn, metric, now)
+            except (SQLAlchemyError, CustomMetricError) as exc:
+                problem = describe(exc)
+            else:
+                samples.extend(Sample(metric.name, (name, *labels), v) for labels, v in rows)
+            if health.custom_problems.get(metric.name) != problem:
+                if problem:
+                    log.error(
+                        "custom metric failed",
+                        extra={"source": name, "metric": metric.name, "error": problem},
+                    )
+                else:
+                    log.info(
+                        "custom metric recovered", extra={"source": name, "metric": metric.name}
+                    )
+            health.custom_problems[metric.name] = problem
+            samples.append(Sample("custom_metric_up", (name, metric.name), 0.0 if problem else 1.0))
+            duration = time.perf_counter() - started
+            samples.append(
+                Sample("query_duration_seconds", (name, f"custom:{metric.name}"), duration)
+            )
+        return samples
 
     def _failed(self, name: str, health: SourceHealth, problem: str, up: bool) -> None:
         health.errors += 1

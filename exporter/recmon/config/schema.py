@@ -12,6 +12,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     SecretStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -111,6 +112,29 @@ class Pollution(Strict):
     min_clicks: int = Field(50, ge=1)
 
 
+METRIC_NAME = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
+LABEL_NAME = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+
+
+class CustomMetric(Strict):
+    """A gauge from the user's own SQL (like query-exporter): one sample per result row."""
+
+    name: str = Field(pattern=METRIC_NAME)
+    help: str = Field(min_length=1)
+    sql: str = Field(min_length=1)  # may use the bound parameter :now (naive UTC)
+    value: str  # the column holding the value; a null value gives no sample
+    labels: list[Annotated[str, Field(pattern=LABEL_NAME)]] = Field(default_factory=list)
+    sources: list[str] | None = None  # default: every source
+    max_series: int = Field(100, ge=1)  # more rows than this is an error, not a silent cut
+
+    @field_validator("labels")
+    @classmethod
+    def _no_source_label(cls, labels: list[str]) -> list[str]:
+        if "source" in labels or len(set(labels)) != len(labels):
+            raise ValueError("labels must be distinct and not 'source' (recmon adds it)")
+        return labels
+
+
 class Config(Strict):
     sources: dict[str, Source] = Field(min_length=1)
     windows: list[Window] = Field(
@@ -130,6 +154,7 @@ class Config(Strict):
     pollution: Pollution = Field(default_factory=Pollution)
     # Versions per model that the lifecycle metrics report, newest first.
     model_versions: int = Field(10, ge=1, le=1000)
+    custom_metrics: list[CustomMetric] = Field(default_factory=list)
     interval: Duration = timedelta(seconds=60)
     query_timeout: Duration = timedelta(seconds=30)
     # Where the config came from: file name and the line of every key path, for later errors.
@@ -144,6 +169,22 @@ class Config(Strict):
         if len(set(labels)) != len(labels):
             raise ValueError(f"windows repeat: {labels}")
         return windows
+
+    @field_validator("custom_metrics")
+    @classmethod
+    def _custom_names(cls, metrics: list[CustomMetric], info: ValidationInfo) -> list[CustomMetric]:
+        from recmon.catalogue import exported_names  # the catalogue imports nothing from here
+
+        names = [m.name for m in metrics]
+        clashes = sorted({n for n in names if names.count(n) > 1} | (set(names) & exported_names()))
+        if clashes:
+            raise ValueError(f"names must be unique and not recmon's own: {', '.join(clashes)}")
+        known = set(info.data.get("sources", {}))
+        for metric in metrics:
+            unknown = sorted(set(metric.sources or ()) - known)
+            if unknown:
+                raise ValueError(f"{metric.name}: unknown sources {', '.join(unknown)}")
+        return metrics
 
     @field_validator("k")
     @classmethod
