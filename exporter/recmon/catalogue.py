@@ -34,6 +34,16 @@ class Metric:
     def full_name(self) -> str:
         return PREFIX + self.name
 
+    def labels_with(self, dimensions: tuple[str, ...]) -> tuple[str, ...]:
+        """The labels when the config declares extra dimensions: per-model metrics carry them
+        after `window` (and before `k`); the others do not."""
+        per_model = self.labels[: len(MODEL_LABELS)] == MODEL_LABELS or self.labels == AB_LABELS
+        if not dimensions or not per_model:
+            return self.labels
+        if self.labels[-1] == "k":
+            return (*self.labels[:-1], *dimensions, "k")
+        return (*self.labels, *dimensions)
+
 
 def _model(
     name: str,
@@ -341,6 +351,13 @@ METRICS: tuple[Metric, ...] = (
         "seconds",
         ("source", "query"),
         QUALITY,
+    ),
+    Metric(
+        "dimension_values_folded",
+        "Distinct values of a dimension folded into 'other' (cardinality guard), largest window.",
+        "count",
+        ("source", "dimension"),
+        HEALTH,
     ),
     Metric(
         "custom_metric_up",

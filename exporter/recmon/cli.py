@@ -108,7 +108,9 @@ def _once(args: argparse.Namespace) -> int:
     cycle = Cycle(load_config(args.config_file))
     try:
         collector = SnapshotCollector()
-        collector.publish(families(cycle.run(args.now), cycle.config.custom_metrics))
+        collector.publish(
+            families(cycle.run(args.now), cycle.config.custom_metrics, cycle.config.dimensions)
+        )
     finally:
         cycle.close()
     registry = CollectorRegistry(auto_describe=False)
@@ -124,7 +126,7 @@ def _check_config(args: argparse.Namespace) -> int:
     for name, source in config.sources.items():
         engine = open_engine(source, config.query_timeout)
         try:
-            problems.extend(inspect_schema(engine, name, source).problems)
+            problems.extend(inspect_schema(engine, name, source, config.dimensions).problems)
         except (SQLAlchemyError, OSError) as exc:
             problems.append((("sources", name), f"cannot connect: {describe(exc)}"))
         finally:

@@ -24,7 +24,9 @@ from recmon.config.schema import CustomMetric
 from recmon.evaluation import Sample
 
 
-def families(samples: Iterable[Sample], custom: Sequence[CustomMetric] = ()) -> tuple[Metric, ...]:
+def families(
+    samples: Iterable[Sample], custom: Sequence[CustomMetric] = (), dimensions: Sequence[str] = ()
+) -> tuple[Metric, ...]:
     """One family per catalogue metric that has samples, in catalogue order, then the custom
     metrics, then build info."""
     by_metric: dict[str, list[Sample]] = defaultdict(list)
@@ -35,7 +37,8 @@ def families(samples: Iterable[Sample], custom: Sequence[CustomMetric] = ()) -> 
         if spec.kind == "info":
             continue
         family_type = CounterMetricFamily if spec.kind == "counter" else GaugeMetricFamily
-        family = family_type(spec.full_name, spec.help, labels=list(spec.labels))
+        labels = spec.labels_with(tuple(dimensions))
+        family = family_type(spec.full_name, spec.help, labels=list(labels))
         for sample in by_metric.get(name, ()):
             family.add_metric(list(sample.labels), sample.value)
         if family.samples:

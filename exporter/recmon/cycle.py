@@ -52,7 +52,9 @@ class Cycle:
             name: open_engine(source, config.query_timeout)
             for name, source in config.sources.items()
         }
-        self.tables = {name: SourceTables(source) for name, source in config.sources.items()}
+        self.tables = {
+            name: SourceTables(source, config.dimensions) for name, source in config.sources.items()
+        }
         self.health = {name: SourceHealth() for name in config.sources}
 
     def run(self, now: datetime | None = None) -> list[Sample]:
@@ -87,7 +89,7 @@ class Cycle:
         engine, tables, config = self.engines[name], self.tables[name], self.config
         health = self.health[name]
         if health.schema is None:  # checked again after a failure, to name what is missing
-            schema = inspect_schema(engine, name, config.sources[name])
+            schema = inspect_schema(engine, name, config.sources[name], config.dimensions)
             if schema.problems:
                 raise SourceError("; ".join(message for _, message in schema.problems))
             health.schema = schema

@@ -27,7 +27,8 @@ from recmon.sources.reader import Lifecycle, SourceData
 from recmon.sources.validate import REASONS
 from recmon.span import Span
 
-Pair = tuple[str, str]  # (model, variant)
+Group = tuple[str, ...]  # (model, variant, *dimension values)
+OTHER = "other"
 
 
 @dataclass(frozen=True)
@@ -49,26 +50,28 @@ def role_events(config: Config, events: pd.DataFrame) -> pd.DataFrame:
 def evaluate(config: Config, source: str, span: Span, data: SourceData) -> list[Sample]:
     """Every KPI of the source: per model, variant and window, then per window, then per source."""
     roles = role_events(config, data.events)
-    impressions = data.impressions
+    impressions, reference = data.impressions.copy(), data.reference.copy()
     attributed = attribute(impressions, roles, config.attribution_window)
     labelled = pd.concat([impressions, attributed], axis=1)
-    labelled = labelled[(labelled["ts"] >= span.start) & (labelled["ts"] < span.end)]
+    labelled = labelled[(labelled["ts"] >= span.start) & (labelled["ts"] < span.end)].copy()
+    folded = _fold(config, labelled, [impressions, labelled, reference])
     positives = roles.loc[roles["role"].isin(config.positive_events), ["user_id", "item_id", "ts"]]
-    pairs: list[Pair] = sorted(set(zip(labelled["model"], labelled["variant"], strict=True)))
+    keys = ["model", "variant", *config.dimensions]
+    pairs: list[Group] = sorted(set(labelled[keys].itertuples(index=False, name=None)))
     offset = config.drift.reference_offset
-    samples: list[Sample] = []
+    samples = [Sample("dimension_values_folded", (source, d), n) for d, n in folded.items()]
     for window in config.windows:
         since = span.end - window.length
         shown = labelled[labelled["ts"] >= since]
-        reference = data.reference[data.reference["ts"] >= since - offset]
+        past = reference[reference["ts"] >= since - offset]
         sessions = None
         if data.sessions is not None:
             started = data.sessions["first"]
             sessions = data.sessions[(started >= since) & (started < span.end)]
-        ranking = _ranking(config, shown, positives)
-        groups = _by_pair(shown)
-        reference_groups = _by_pair(reference)
-        per_pair: dict[Pair, dict[str, float | None]] = {}
+        ranking = _ranking(config, shown, positives, keys)
+        groups = _by_group(shown, keys)
+        reference_groups = _by_group(past, keys)
+        per_pair: dict[Group, dict[str, float | None]] = {}
         for pair in pairs:
             rows = groups.get(pair, shown.iloc[:0])
             values = per_pair[pair] = _pair_values(config, rows, data.catalog_size)
@@ -78,9 +81,9 @@ def evaluate(config: Config, source: str, span: Span, data: SourceData) -> list[
             )
             if sessions is not None:
                 values["session_duration_seconds"] = _session_duration(
-                    sessions, impressions[_is_pair(impressions, pair)]
+                    sessions, impressions[(impressions[keys] == pair).all(axis=1)]
                 )
-            labels = (source, *pair, window.label)
+            labels = (source, *pair[:2], window.label, *pair[2:])
             samples.extend(_samples(values, labels))
             samples.extend(_ranking_samples(config, labels, ranking.get(pair)))
         samples.extend(_comparisons(config, source, window.label, shown))
@@ -105,30 +108,39 @@ def _samples(values: dict[str, float | None], labels: tuple[str, ...]) -> list[S
     return [Sample(name, labels, float(v)) for name, v in values.items() if v is not None]
 
 
-def _by_pair(frame: pd.DataFrame) -> dict[Pair, pd.DataFrame]:
-    return dict(list(frame.groupby(["model", "variant"])))  # type: ignore[arg-type]
+def _by_group(frame: pd.DataFrame, keys: list[str]) -> dict[Group, pd.DataFrame]:
+    return dict(list(frame.groupby(keys)))  # type: ignore[arg-type]
 
 
-def _is_pair(frame: pd.DataFrame, pair: Pair) -> pd.Series:
-    return (frame["model"] == pair[0]) & (frame["variant"] == pair[1])
+def _fold(config: Config, basis: pd.DataFrame, frames: list[pd.DataFrame]) -> dict[str, int]:
+    """Cardinality guard: per dimension, keep the max_dimension_values values shown most in
+    `basis` and rename the rest to "other" in every frame; return how many were folded."""
+    folded = {}
+    for dimension in config.dimensions:
+        counts = basis[dimension].value_counts()
+        ordered = sorted(counts.index, key=lambda value: (-counts[value], value))
+        kept = set(ordered[: config.max_dimension_values])
+        folded[dimension] = len(ordered) - len(kept)
+        for frame in frames:
+            frame[dimension] = frame[dimension].where(frame[dimension].isin(kept), OTHER)
+    return folded
 
 
 def _ranking(
-    config: Config, shown: pd.DataFrame, positives: pd.DataFrame
-) -> dict[Pair, pd.DataFrame]:
-    """Per-request ranking metrics of the window, split by (model, variant)."""
+    config: Config, shown: pd.DataFrame, positives: pd.DataFrame, keys: list[str]
+) -> dict[Group, pd.DataFrame]:
+    """Per-request ranking metrics of the window, split by group."""
     requests = shown.groupby("request_id", as_index=False).agg(
         user_id=("user_id", "first"),
         ts=("ts", "min"),
-        model=("model", "first"),
-        variant=("variant", "first"),
+        **{key: (key, "first") for key in keys},
     )
     relevant = relevant_items(requests, positives, config.attribution_window)
     per_request = request_metrics(shown[["request_id", "item_id", "rank"]], relevant, config.k)
-    owner = requests.set_index("request_id").loc[per_request.index, ["model", "variant"]]
+    owner = requests.set_index("request_id").loc[per_request.index, keys]
     return {
-        pair: frame.drop(columns=["model", "variant"])
-        for pair, frame in _by_pair(per_request.join(owner)).items()
+        group: frame.drop(columns=keys)
+        for group, frame in _by_group(per_request.join(owner), keys).items()
     }
 
 
@@ -186,15 +198,15 @@ _AB_RATES = {"ctr": "clicks", "conversion": "conversions"}
 
 
 def _experiments(
-    config: Config, source: str, window: str, per_pair: dict[Pair, dict[str, float | None]]
+    config: Config, source: str, window: str, per_group: dict[Group, dict[str, float | None]]
 ) -> list[Sample]:
-    """Each variant of a model that has a control arm, against that arm."""
+    """Each variant of a model that has a control arm, against that arm (per dimension values)."""
     control = config.ab.control
     samples = []
-    for (model, variant), values in per_pair.items():
-        if variant == control or (model, control) not in per_pair:
+    for (model, variant, *dims), values in per_group.items():
+        base = per_group.get((model, control, *dims))
+        if variant == control or base is None:
             continue
-        base = per_pair[(model, control)]
         for metric, count in _AB_RATES.items():
             args = (
                 int(values[count] or 0),
@@ -202,26 +214,23 @@ def _experiments(
                 int(base[count] or 0),
                 int(base["impressions"] or 0),
             )
-            labels = (source, metric, variant, control, model, window)
+            labels = (source, metric, variant, control, model, window, *dims)
             for name, value in (
                 ("ab_relative_lift", ab.lift(*args)),
                 ("ab_p_value", ab.p_value(*args)),
             ):
                 if value is not None:
                     samples.append(Sample(name, labels, value))
-    models = {model for (model, variant) in per_pair if variant == control}
-    for model in models:
-        arms = {
-            v: values["recommendation_requests"] or 0
-            for (m, v), values in per_pair.items()
-            if m == model
-        }
+    requests: dict[Group, dict[str, float]] = {}  # (model, *dims) -> variant -> requests
+    for (model, variant, *dims), values in per_group.items():
+        requests.setdefault((model, *dims), {})[variant] = values["recommendation_requests"] or 0
+    for (model, *dims), arms in requests.items():
         total = sum(arms.values())
-        samples.extend(
-            Sample("ab_traffic_share_ratio", (source, model, variant, window), n / total)
-            for variant, n in arms.items()
-            if total
-        )
+        if control in arms and total:
+            samples.extend(
+                Sample("ab_traffic_share_ratio", (source, model, variant, window, *dims), n / total)
+                for variant, n in arms.items()
+            )
     return samples
 
 

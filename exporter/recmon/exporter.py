@@ -32,7 +32,9 @@ class Exporter:
         self._server: WSGIServer | None = None
 
     def run_cycle(self) -> None:
-        self.collector.publish(families(self.cycle.run(), self.config.custom_metrics))
+        self.collector.publish(
+            families(self.cycle.run(), self.config.custom_metrics, self.config.dimensions)
+        )
         self.ready.set()
 
     def serve(self, listen_address: str) -> None:

@@ -56,6 +56,8 @@ class Source(Strict):
     dsn: SecretStr
     tables: dict[str, str] = Field(default_factory=dict)
     columns: dict[str, dict[str, str]] = Field(default_factory=dict)
+    # The recommendations column of each declared dimension, when not named like the dimension.
+    dimensions: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("tables")
     @classmethod
@@ -74,6 +76,9 @@ class Source(Strict):
                     known = ", ".join(REFERENCE[table])
                     raise ValueError(f"unknown column {table}.{column} (known: {known})")
         return columns
+
+    def dimension_column(self, dimension: str) -> str:
+        return self.dimensions.get(dimension, dimension)
 
     def table(self, name: str) -> str:
         return self.tables.get(name, name)
@@ -155,6 +160,11 @@ class Config(Strict):
     # Versions per model that the lifecycle metrics report, newest first.
     model_versions: int = Field(10, ge=1, le=1000)
     custom_metrics: list[CustomMetric] = Field(default_factory=list)
+    # Extra labels on every per-model metric, read from columns of recommendations (for example
+    # the surface: home page or item page). Above max_dimension_values values per dimension, the
+    # least shown fold into "other".
+    dimensions: list[Annotated[str, Field(pattern=LABEL_NAME)]] = Field(default_factory=list)
+    max_dimension_values: int = Field(10, ge=1, le=1000)
     interval: Duration = timedelta(seconds=60)
     query_timeout: Duration = timedelta(seconds=30)
     # Where the config came from: file name and the line of every key path, for later errors.
@@ -169,6 +179,28 @@ class Config(Strict):
         if len(set(labels)) != len(labels):
             raise ValueError(f"windows repeat: {labels}")
         return windows
+
+    @field_validator("dimensions")
+    @classmethod
+    def _dimension_names(cls, dimensions: list[str], info: ValidationInfo) -> list[str]:
+        taken = {
+            "source",
+            "model",
+            "variant",
+            "window",
+            "k",
+            "experiment_metric",
+            "control",
+            *REFERENCE["recommendations"],
+        }
+        clashes = sorted(set(dimensions) & taken)
+        if clashes or len(set(dimensions)) != len(dimensions):
+            raise ValueError(f"dimensions must be distinct and not {', '.join(sorted(taken))}")
+        for name, source in info.data.get("sources", {}).items():
+            unknown = sorted(set(source.dimensions) - set(dimensions))
+            if unknown:
+                raise ValueError(f"sources.{name}.dimensions names undeclared {', '.join(unknown)}")
+        return dimensions
 
     @field_validator("custom_metrics")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, inspect
@@ -20,7 +21,9 @@ class Schema:
     optional: frozenset[str]
 
 
-def inspect_schema(engine: Engine, name: str, source: Source) -> Schema:
+def inspect_schema(
+    engine: Engine, name: str, source: Source, dimensions: Sequence[str] = ()
+) -> Schema:
     at: KeyPath = ("sources", name)
     inspector = inspect(engine)
     present = set(inspector.get_table_names())
@@ -44,6 +47,15 @@ def inspect_schema(engine: Engine, name: str, source: Source) -> Schema:
             elif (table, col) not in OPTIONAL_COLUMNS:
                 key = (*at, "columns", table, col) if actual != col else at
                 problems.append((key, f"column {_named(actual, col)} not in table {mapped!r}"))
+    recs = source.table("recommendations")
+    if recs in present:
+        have = {c["name"] for c in inspector.get_columns(recs)}
+        for dimension in dimensions:
+            actual = source.dimension_column(dimension)
+            if actual not in have:
+                key = (*at, "dimensions", dimension) if dimension in source.dimensions else at
+                message = f"dimension column {_named(actual, dimension)} not in table {recs!r}"
+                problems.append((key, message))
     return Schema(problems, frozenset(optional))
 
 

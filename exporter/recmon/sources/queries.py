@@ -26,6 +26,7 @@ def impressions(conn: Connection, t: SourceTables, start: datetime, end: datetim
     query = (
         select(
             *t.cols("recommendations", *IMPRESSION_COLUMNS),
+            *t.dimension_cols(),
             t.col("items", "item_id").label("known_item"),
             t.col("items", "created_at").label("created_at"),
         )
@@ -39,7 +40,7 @@ def impressions(conn: Connection, t: SourceTables, start: datetime, end: datetim
     frame["score"] = pd.to_numeric(frame["score"], errors="coerce").astype(float)
     frame["variant"] = frame["variant"].fillna("default")
     frame["created_at"] = utc_naive(frame["created_at"])
-    return frame
+    return _dimensions(frame, t)
 
 
 def events(
@@ -81,12 +82,18 @@ def reference_scores(
 ) -> pd.DataFrame:
     """model, variant, score, ts of the rows with a score and start <= ts < end."""
     ts, score = t.col("recommendations", "ts"), t.col("recommendations", "score")
-    query = select(*t.cols("recommendations", "model", "variant", "score", "ts")).where(
-        ts >= start, ts < end, score.is_not(None)
-    )
+    query = select(
+        *t.cols("recommendations", "model", "variant", "score", "ts"), *t.dimension_cols()
+    ).where(ts >= start, ts < end, score.is_not(None))
     frame = _frame(conn, query)
     frame["variant"] = frame["variant"].fillna("default")
     frame["score"] = pd.to_numeric(frame["score"], errors="coerce").astype(float)
+    return _dimensions(frame, t)
+
+
+def _dimensions(frame: pd.DataFrame, t: SourceTables) -> pd.DataFrame:
+    for name in t.dimensions:  # label values are text; a missing one reads "unknown"
+        frame[name] = frame[name].map(str, na_action="ignore").fillna("unknown")
     return frame
 
 
