@@ -10,7 +10,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.databases import write_tables
-from tests.test_cycle import INTERACTIONS, ITEMS, MODELS, NOW, RECOMMENDATIONS
+from tests.test_cycle import NOW, TABLES
 
 
 def recmon(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -34,12 +34,7 @@ def demo_url(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'data.db'}"
     write_tables(
         url,
-        {
-            "recommendations": RECOMMENDATIONS,
-            "interactions": INTERACTIONS,
-            "items": ITEMS,
-            "models": MODELS,
-        },
+        TABLES,
     )
     return url
 

@@ -8,9 +8,9 @@ import pytest
 
 from recmon.collector import families
 from recmon.config import ConfigError, parse_config
-from recmon.cycle import Cycle
-from tests.support.databases import write_tables
-from tests.test_cycle import INTERACTIONS, ITEMS, MODELS, NOW, RECOMMENDATIONS
+from recmon.evaluation import Sample
+from tests.support.rows import run_cycle
+from tests.test_cycle import INTERACTIONS, NOW, TABLES
 
 CONFIG = """
 sources:
@@ -36,22 +36,9 @@ custom_metrics:
 
 
 def test_custom_metrics(database_url: str) -> None:
-    write_tables(
-        database_url,
-        {
-            "recommendations": RECOMMENDATIONS,
-            "interactions": INTERACTIONS,
-            "items": ITEMS,
-            "models": MODELS,
-        },
-    )
-    config = parse_config(CONFIG.format(url=database_url))
-    cycle = Cycle(config)
-    try:
-        samples = cycle.run(NOW)
-    finally:
-        cycle.close()
-    got = {(s.metric, s.labels): s.value for s in samples}
+    config_text = CONFIG.format(url=database_url)
+    config = parse_config(config_text)
+    got, _ = run_cycle(database_url, config_text, TABLES, NOW)
     expected = Counter(e["event_type"] for e in INTERACTIONS if e["ts"] < NOW)
     assert {labels[1]: v for (m, labels), v in got.items() if m == "shop_events"} == expected
     assert not any(m == "shop_nothing" for m, _ in got)  # null values give no sample, not 0
@@ -61,7 +48,7 @@ def test_custom_metrics(database_url: str) -> None:
     assert got[("custom_metric_up", ("main", "shop_broken"))] == 0
     assert got[("source_up", ("main",))] == 1  # a broken custom query leaves the KPIs alone
     assert ("ctr_ratio", ("main", "m", "A", "1h")) in got
-    exposed = {f.name: f for f in families(samples, config.custom_metrics)}
+    exposed = {f.name: f for f in families(as_samples(got), config.custom_metrics)}
     assert exposed["shop_events"].documentation == "Interactions before now by type."
     assert exposed["shop_events"].samples[0].labels.keys() == {"source", "kind"}
 
@@ -91,3 +78,7 @@ def test_bad_custom_metrics_are_config_errors(metric: str, message: str) -> None
     with pytest.raises(ConfigError) as error:
         parse_config(f"sources:\n  main: {{dsn: 'sqlite://'}}\ncustom_metrics:\n  - {metric}\n")
     assert f"<config>:{message}" in str(error.value)
+
+
+def as_samples(samples: dict[tuple[str, tuple[str, ...]], float]) -> list[Sample]:
+    return [Sample(metric, labels, value) for (metric, labels), value in samples.items()]

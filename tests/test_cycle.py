@@ -13,16 +13,9 @@ from datetime import datetime
 import pytest
 from sklearn.metrics import accuracy_score, log_loss, precision_score, recall_score, roc_auc_score
 
-from recmon.config import parse_config
-from recmon.cycle import Cycle
-from recmon.evaluation import Sample
-from tests.support.databases import write_tables
+from tests.support.rows import Samples, at, event, impression, run_cycle
 
 NOW = datetime(2026, 11, 20, 12, 0)
-
-
-def at(hhmm: str, day: int = 20) -> datetime:
-    return datetime.fromisoformat(f"2026-11-{day:02d}T{hhmm}")
 
 
 def recs(
@@ -34,38 +27,9 @@ def recs(
     items: list[tuple[str, float]],
 ) -> list[dict]:
     return [
-        {
-            "request_id": request,
-            "user_id": user,
-            "item_id": item,
-            "rank": rank,
-            "score": score,
-            "model": model,
-            "model_version": "v1",
-            "variant": variant,
-            "ts": ts,
-        }
+        impression(request, user, item, rank, ts, model, variant, score)
         for rank, (item, score) in enumerate(items, start=1)
     ]
-
-
-def event(
-    user: str,
-    item: str,
-    kind: str,
-    ts: datetime,
-    request: str | None = None,
-    value: float | None = None,
-) -> dict:
-    return {
-        "user_id": user,
-        "item_id": item,
-        "event_type": kind,
-        "ts": ts,
-        "value": value,
-        "request_id": request,
-        "session_id": None,
-    }
 
 
 RECOMMENDATIONS = [
@@ -118,25 +82,19 @@ k: [5, 10]
 """
 
 
+TABLES = {
+    "recommendations": RECOMMENDATIONS,
+    "interactions": INTERACTIONS,
+    "items": ITEMS,
+    "models": MODELS,
+}
+
+
 @pytest.fixture
-def samples(database_url: str) -> dict[tuple[str, tuple[str, ...]], float]:
-    write_tables(
-        database_url,
-        {
-            "recommendations": RECOMMENDATIONS,
-            "interactions": INTERACTIONS,
-            "items": ITEMS,
-            "models": MODELS,
-            "model_metrics": [],
-        },
-    )
-    cycle = Cycle(parse_config(CONFIG.format(url=database_url)))
-    try:
-        result: list[Sample] = cycle.run(NOW)
-    finally:
-        cycle.close()
+def samples(database_url: str) -> Samples:
+    samples, cycle = run_cycle(database_url, CONFIG.format(url=database_url), TABLES, NOW)
     assert cycle.health["main"].problem is None
-    return {(s.metric, s.labels): s.value for s in result}
+    return samples
 
 
 def kpi(

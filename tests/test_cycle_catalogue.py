@@ -12,58 +12,10 @@ from datetime import datetime, timedelta
 import pytest
 from statsmodels.stats.proportion import proportions_ztest
 
-from recmon.config import parse_config
-from recmon.cycle import Cycle
-from tests.support.databases import write_tables
+from tests.support.rows import Samples, at, event, impression, run_cycle
 
 NOW = datetime(2026, 11, 20, 12, 0)
 DAY = timedelta(days=1)
-
-
-def at(hhmm: str, day: int = 20) -> datetime:
-    return datetime.fromisoformat(f"2026-11-{day:02d}T{hhmm}")
-
-
-def row(
-    request: str | None,
-    user: str | None,
-    item: str | None,
-    rank: int,
-    ts: datetime,
-    model: str = "m",
-    variant: str | None = None,
-    score: float | None = 0.5,
-) -> dict:
-    return {
-        "request_id": request,
-        "user_id": user,
-        "item_id": item,
-        "rank": rank,
-        "score": score,
-        "model": model,
-        "model_version": "v1",
-        "variant": variant,
-        "ts": ts,
-    }
-
-
-def event(
-    user: str,
-    item: str,
-    kind: str,
-    ts: datetime,
-    value: float | None = None,
-    session: str | None = None,
-) -> dict:
-    return {
-        "user_id": user,
-        "item_id": item,
-        "event_type": kind,
-        "ts": ts,
-        "value": value,
-        "request_id": None,
-        "session_id": session,
-    }
 
 
 ITEMS = [
@@ -75,31 +27,31 @@ ITEMS = [
 
 RECOMMENDATIONS = [
     # model m (no variant): 4 valid rows in two lists
-    row("r1", "u1", "old", 1, at("10:10")),
-    row("r1", "u1", "new", 2, at("10:10")),
-    row("r2", "u2", "old", 1, at("10:30")),
-    row("r2", "u2", "edge", 2, at("10:30")),  # exactly 7 days old: not new
+    impression("r1", "u1", "old", 1, at("10:10")),
+    impression("r1", "u1", "new", 2, at("10:10")),
+    impression("r2", "u2", "old", 1, at("10:30")),
+    impression("r2", "u2", "edge", 2, at("10:30")),  # exactly 7 days old: not new
     # invalid rows, each counted once under its reason and left out of every KPI
-    row("r3", None, "old", 1, at("10:40")),  # null_id
-    row("r4", "u4", "ghost", 1, at("10:40")),  # unknown_item
-    row("r2", "u2", "x1", 2, at("10:30")),  # duplicate_rank: r2 already has 'edge' at rank 2
-    row("r5", "u5", "old", 1, at("12:30")),  # future_timestamp (after now)
+    impression("r3", None, "old", 1, at("10:40")),  # null_id
+    impression("r4", "u4", "ghost", 1, at("10:40")),  # unknown_item
+    impression("r2", "u2", "x1", 2, at("10:30")),  # duplicate_rank: r2 already has 'edge' at rank 2
+    impression("r5", "u5", "old", 1, at("12:30")),  # future_timestamp (after now)
     # engines for the comparison: base vs cand for users c1 (same list) and c2 (disjoint)
-    row("b1", "c1", "x1", 1, at("10:05"), model="base"),
-    row("b1", "c1", "x2", 2, at("10:05"), model="base"),
-    row("b0", "c2", "x5", 1, at("10:01"), model="base"),  # older list of c2: ignored
-    row("b2", "c2", "x3", 1, at("10:06"), model="base"),
-    row("k1", "c1", "x1", 1, at("10:07"), model="cand"),
-    row("k1", "c1", "x2", 2, at("10:07"), model="cand"),
-    row("k2", "c2", "x4", 1, at("10:08"), model="cand"),
-    row("k3", "c3", "x6", 1, at("10:09"), model="cand"),  # c3 only saw cand
+    impression("b1", "c1", "x1", 1, at("10:05"), model="base"),
+    impression("b1", "c1", "x2", 2, at("10:05"), model="base"),
+    impression("b0", "c2", "x5", 1, at("10:01"), model="base"),  # older list of c2: ignored
+    impression("b2", "c2", "x3", 1, at("10:06"), model="base"),
+    impression("k1", "c1", "x1", 1, at("10:07"), model="cand"),
+    impression("k1", "c1", "x2", 2, at("10:07"), model="cand"),
+    impression("k2", "c2", "x4", 1, at("10:08"), model="cand"),
+    impression("k3", "c3", "x6", 1, at("10:09"), model="cand"),  # c3 only saw cand
 ]
 # A/B: model ab, control 40 impressions with 8 clicks, treatment 50 with 5 clicks
 AB_ARMS = (("control", 40, 8), ("treatment", 50, 5))
 for arm, shown, _ in AB_ARMS:
     for n in range(shown):
         RECOMMENDATIONS.append(
-            row(f"{arm}{n}", f"{arm}-u{n}", "x0", 1, at("10:20"), model="ab", variant=arm)
+            impression(f"{arm}{n}", f"{arm}-u{n}", "x0", 1, at("10:20"), model="ab", variant=arm)
         )
 INTERACTIONS = [
     event("u1", "new", "watch", at("10:15"), value=-5.0),  # negative_value
@@ -167,24 +119,17 @@ comparisons: [{{baseline: base, candidate: cand}}]
 
 
 @pytest.fixture
-def samples(database_url: str) -> dict[tuple[str, tuple[str, ...]], float]:
-    write_tables(
-        database_url,
-        {
-            "recommendations": RECOMMENDATIONS,
-            "interactions": INTERACTIONS,
-            "items": ITEMS,
-            "models": MODELS,
-            "model_metrics": MODEL_METRICS,
-        },
-    )
-    cycle = Cycle(parse_config(CONFIG.format(url=database_url)))
-    try:
-        result = cycle.run(NOW)
-    finally:
-        cycle.close()
+def samples(database_url: str) -> Samples:
+    tables = {
+        "recommendations": RECOMMENDATIONS,
+        "interactions": INTERACTIONS,
+        "items": ITEMS,
+        "models": MODELS,
+        "model_metrics": MODEL_METRICS,
+    }
+    samples, cycle = run_cycle(database_url, CONFIG.format(url=database_url), tables, NOW)
     assert cycle.health["main"].problem is None
-    return {(s.metric, s.labels): s.value for s in result}
+    return samples
 
 
 def m(samples: dict, metric: str, model: str = "m", variant: str = "default") -> float | None:

@@ -39,9 +39,20 @@ def exposition(tmp_path_factory: pytest.TempPathFactory) -> str:
         "comparisons: [{baseline: popularity, candidate: personal}]\n"
     )
     result = subprocess.run(
-        [sys.executable, "-m", "recmon", "once", "--config.file", str(config),
-         "--now", END.isoformat()],
-        capture_output=True, text=True, timeout=300, check=False,
+        [
+            sys.executable,
+            "-m",
+            "recmon",
+            "once",
+            "--config.file",
+            str(config),
+            "--now",
+            END.isoformat(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
@@ -57,7 +68,10 @@ def test_exposition_passes_promtool(exposition: str) -> None:
     promtool = shutil.which("promtool")
     assert promtool, "promtool is not installed: apt-get install prometheus"
     result = subprocess.run(
-        [promtool, "check", "metrics"], input=exposition, capture_output=True, text=True,
+        [promtool, "check", "metrics"],
+        input=exposition,
+        capture_output=True,
+        text=True,
         check=False,
     )
     # exit 3 means lint findings only (a parse error exits 1)
@@ -66,9 +80,7 @@ def test_exposition_passes_promtool(exposition: str) -> None:
 
 
 def test_exposition_matches_the_fixture(exposition: str) -> None:
-    stable = "".join(
-        line + "\n" for line in exposition.splitlines() if not VOLATILE.match(line)
-    )
+    stable = "".join(line + "\n" for line in exposition.splitlines() if not VOLATILE.match(line))
     if os.environ.get("RECMON_UPDATE_FIXTURES"):
         FIXTURE.write_text(stable)
     assert stable == FIXTURE.read_text(), "exposition changed; see the diff, then regenerate"

@@ -10,16 +10,11 @@ import pytest
 from recmon.config import parse_config
 from recmon.cycle import Cycle
 from tests.support.databases import write_tables
-from tests.test_cycle import INTERACTIONS, ITEMS, MODELS, NOW, RECOMMENDATIONS
+from tests.test_cycle import NOW, TABLES
 
 
 def test_outage_and_recovery(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    data = {
-        "recommendations": RECOMMENDATIONS,
-        "interactions": INTERACTIONS,
-        "items": ITEMS,
-        "models": MODELS,
-    }
+    data = TABLES
     for name in ("a", "b"):
         write_tables(f"sqlite:///{tmp_path / name}.db", data)
     cycle = Cycle(
