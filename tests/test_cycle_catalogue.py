@@ -7,7 +7,7 @@ now = 2026-11-20 12:00, A = delay = 1h, one window of 1h: evaluated impressions 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from statsmodels.stats.proportion import proportions_ztest
@@ -214,3 +214,14 @@ def test_model_lifecycle(samples: dict) -> None:
     assert ("model_training_data_end_timestamp_seconds", ("main", "m", "v3")) not in samples
     assert samples[("model_training_data_anomalous_hours", ("main", "m", "v2"))] == 1
     assert samples[("model_offline_metric", ("main", "m", "v2", "auc"))] == pytest.approx(0.72)
+
+
+def test_freshness_ignores_future_rows(samples: dict) -> None:
+    def newest(table: str) -> float:
+        return samples[("last_event_timestamp_seconds", ("main", table))]
+
+    # the rows at 12:30 are after now: counted as future_timestamp, not as the newest
+    assert newest("recommendations") == at("10:40").replace(tzinfo=UTC).timestamp()
+    assert newest("interactions") == at("10:25").replace(tzinfo=UTC).timestamp()
+    durations = {labels[1] for (metric, labels) in samples if metric == "query_duration_seconds"}
+    assert {"impressions", "events", "event_counts", "models", "training_hours"} <= durations
