@@ -60,6 +60,12 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = with_config(command("serve", _serve, "Compute KPIs on a schedule and serve /metrics."))
     serve.add_argument("--web.listen-address", dest="listen_address", default=":9747")
+    serve.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        metavar="FILE",
+        help="TLS and basic auth, in the Prometheus exporter-toolkit format",
+    )
 
     once = with_config(command("once", _once, "Compute one cycle and print the exposition."))
     once.add_argument("--now", type=_timestamp, help="evaluation time, ISO 8601 (default: now)")
@@ -100,7 +106,7 @@ def _timestamp(text: str) -> datetime:
 def _serve(args: argparse.Namespace) -> int:
     from recmon.exporter import Exporter
 
-    Exporter(load_config(args.config_file)).serve(args.listen_address)
+    Exporter(load_config(args.config_file)).serve(args.listen_address, args.web_config_file)
     return 0
 
 

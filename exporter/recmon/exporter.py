@@ -16,6 +16,7 @@ from recmon.cycle import Cycle
 from recmon.scheduler import Scheduler
 from recmon.sources.engine import redact
 from recmon.web.app import make_app, serve
+from recmon.web.webconfig import WebConfigWatcher
 
 log = logging.getLogger("recmon")
 
@@ -37,13 +38,14 @@ class Exporter:
         )
         self.ready.set()
 
-    def serve(self, listen_address: str) -> None:
+    def serve(self, listen_address: str, web_config_file: str | None = None) -> None:
         sources = {
             name: redact(source.dsn.get_secret_value())
             for name, source in self.config.sources.items()
         }
+        watcher = WebConfigWatcher(web_config_file) if web_config_file else None
         server = self._server = serve(
-            make_app(self.registry, self.ready.is_set, sources), listen_address
+            make_app(self.registry, self.ready.is_set, sources), listen_address, watcher
         )
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self._on_signal)

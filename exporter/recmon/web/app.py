@@ -13,6 +13,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
 from recmon import __version__
+from recmon.web.webconfig import WebConfigWatcher
 
 log = logging.getLogger("recmon.web")
 
@@ -66,11 +67,51 @@ def _landing_page(sources: dict[str, str]) -> str:
 """
 
 
+def protect(app: Wsgi, watcher: WebConfigWatcher) -> Wsgi:
+    """Basic auth on every path when the web config has users, plus its response headers."""
+
+    def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        headers = list(watcher.current().headers.items())
+
+        def respond(status: str, response_headers: list[tuple[str, str]], *exc: Any) -> Any:
+            return start_response(status, response_headers + headers, *exc)
+
+        if not watcher.authorized(environ.get("HTTP_AUTHORIZATION")):
+            start_response(
+                "401 Unauthorized",
+                [
+                    ("WWW-Authenticate", 'Basic realm="recmon"'),
+                    ("Content-Type", "text/plain"),
+                    *headers,
+                ],
+            )
+            return [b"Unauthorized.\n"]
+        return app(environ, respond)
+
+    return guarded
+
+
 class _Server(ThreadingMixIn, WSGIServer):
     daemon_threads = True  # a slow scraper must not hold up shutdown
+    watcher: WebConfigWatcher | None = None
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A failed TLS handshake or a client that hangs up is the client's problem, not ours.
+        log.debug("connection failed", extra={"client": str(client_address)}, exc_info=True)
 
 
 class _Handler(WSGIRequestHandler):
+    server: _Server
+
+    def setup(self) -> None:
+        tls = self.server.watcher.current().tls if self.server.watcher else None
+        if tls is not None:
+            # The handshake runs here, in the connection's thread, with the current certificate.
+            self.request.settimeout(10)
+            self.request = tls.wrap_socket(self.request, server_side=True)
+            self.request.settimeout(None)
+        super().setup()
+
     def log_message(self, format: str, *args: Any) -> None:
         log.debug(format % args, extra={"client": self.address_string()})
 
@@ -83,9 +124,13 @@ def parse_listen_address(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def serve(app: Wsgi, address: str) -> WSGIServer:
+def serve(app: Wsgi, address: str, watcher: WebConfigWatcher | None = None) -> WSGIServer:
+    """A threaded server for `app` on `address`; with `watcher`, TLS and basic auth."""
     host, port = parse_listen_address(address)
-    server_class = _Server
+    attributes: dict[str, Any] = {"watcher": watcher}
     if ":" in host:
-        server_class = type("_Server6", (_Server,), {"address_family": socket.AF_INET6})
+        attributes["address_family"] = socket.AF_INET6
+    server_class = type("Server", (_Server,), attributes)
+    if watcher is not None:
+        app = protect(app, watcher)
     return make_server(host, port, app, server_class=server_class, handler_class=_Handler)
