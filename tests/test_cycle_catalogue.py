@@ -36,6 +36,7 @@ RECOMMENDATIONS = [
     impression("r4", "u4", "ghost", 1, at("10:40")),  # unknown_item
     impression("r2", "u2", "x1", 2, at("10:30")),  # duplicate_rank: r2 already has 'edge' at rank 2
     impression("r5", "u5", "old", 1, at("12:30")),  # future_timestamp (after now)
+    impression("r6", "u6", "old", 0, at("10:35")),  # invalid_rank: ranks start at 1
     # engines for the comparison: base vs cand for users c1 (same list) and c2 (disjoint)
     impression("b1", "c1", "x1", 1, at("10:05"), model="base"),
     impression("b1", "c1", "x2", 2, at("10:05"), model="base"),
@@ -140,6 +141,7 @@ def test_invalid_rows_are_counted_and_left_out(samples: dict) -> None:
     invalid = {labels[1:]: v for (metric, labels), v in samples.items() if metric == "invalid_rows"}
     assert invalid == {
         ("recommendations", "null_id"): 1,
+        ("recommendations", "invalid_rank"): 1,
         ("recommendations", "unknown_item"): 1,
         ("recommendations", "duplicate_rank"): 1,
         ("recommendations", "future_timestamp"): 1,

@@ -32,3 +32,13 @@ def test_passwords_in_urls_are_redacted(formatter: logging.Formatter) -> None:
     )
     assert "s3cr" not in text and ":pw@" not in text
     assert "postgresql://app:***@db:5432/x" in text and "mysql+pymysql://u:***@h/d" in text
+
+
+def test_secret_query_parameters_are_redacted() -> None:
+    from recmon.sources.engine import redact
+
+    assert redact("postgresql://u@h/db?password=s3cret&sslmode=require") == (
+        "postgresql://u@h/db?password=***&sslmode=require"
+    )
+    assert "s3cret" not in logs.redact_text("cannot use mysql+pymysql://u@h/d?passwd=s3cret now")
+    assert "s3cret" not in logs.redact_text("odbc: DRIVER=x;PWD=s3cret;UID=u")

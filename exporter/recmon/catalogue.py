@@ -411,4 +411,9 @@ BY_NAME: dict[str, Metric] = {m.name: m for m in METRICS}
 def exported_names() -> set[str]:
     """Every name recmon's own metrics use in the exposition."""
     suffix = {"counter": "_total", "info": "_info"}
-    return {m.full_name + suffix.get(m.kind, "") for m in METRICS} | {m.full_name for m in METRICS}
+    # Samples carry the short name, so a custom metric may not take one either.
+    return (
+        {m.full_name + suffix.get(m.kind, "") for m in METRICS}
+        | {m.full_name for m in METRICS}
+        | {m.name for m in METRICS}
+    )

@@ -40,7 +40,7 @@ def families(
         labels = spec.labels_with(tuple(dimensions))
         family = family_type(spec.full_name, spec.help, labels=list(labels))
         for sample in by_metric.get(name, ()):
-            family.add_metric(list(sample.labels), sample.value)
+            family.add_metric([str(v) for v in sample.labels], sample.value)
         if family.samples:
             result.append(family)
     for metric in custom:

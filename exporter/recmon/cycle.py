@@ -83,7 +83,8 @@ class Cycle:
                 log.info("source recovered", extra={"source": name})
             health.up, health.problem, health.last_success = True, None, time.time()
         health.duration = time.perf_counter() - started
-        return kpis + self._health_samples(name, health)
+        # Custom metrics run even when the KPIs failed: they may not need the reference tables.
+        return kpis + self._custom(name, now) + self._health_samples(name, health)
 
     def _evaluate(self, name: str, now: datetime) -> list[Sample]:
         engine, tables, config = self.engines[name], self.tables[name], self.config
@@ -96,7 +97,7 @@ class Cycle:
         span = Span.at(config, now)
         with engine.connect() as conn:
             data = read(conn, tables, config, span, health.schema.optional, health.hourly)
-        return evaluate(config, name, span, data) + self._custom(name, now)
+        return evaluate(config, name, span, data)
 
     def _custom(self, name: str, now: datetime) -> list[Sample]:
         """Each custom metric on its own connection: one failing query leaves the rest alone."""

@@ -12,9 +12,15 @@ _URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]+@"
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
 
+_SECRET_PARAMETER = re.compile(
+    r"(?P<key>\b(?:password|passwd|pwd|sslpassword|token|secret|api_?key)=)[^&\s;'\"]+",
+    re.IGNORECASE,
+)
+
+
 def redact_text(text: str) -> str:
-    """Replace the password of any URL in `text` with ***."""
-    return _URL_PASSWORD.sub(r"\g<scheme>***@", text)
+    """Replace the password of any URL in `text`, and secret-looking key=value pairs, with ***."""
+    return _SECRET_PARAMETER.sub(r"\g<key>***", _URL_PASSWORD.sub(r"\g<scheme>***@", text))
 
 
 def _fields(record: logging.LogRecord) -> dict[str, object]:

@@ -29,7 +29,10 @@ class Scheduler:
         due = time.monotonic()
         while not self.stopped.is_set():
             started = time.monotonic()
-            self.job()
+            try:
+                self.job()
+            except Exception:  # the loop must outlive any one cycle
+                log.exception("cycle failed")
             finished = time.monotonic()
             due += self.interval
             if finished > due:

@@ -239,9 +239,6 @@ class Config(Strict):
     def largest_window(self) -> Window:
         return max(self.windows, key=lambda w: w.length)
 
-    def roles_of(self, event_type: str) -> list[Role]:
-        return [role for role in ROLES if event_type in self.events[role]]
-
     def error(self, problems: list[tuple[KeyPath, str]]) -> ConfigError:
         """A ConfigError about keys of this config, found after loading (say, by check-config)."""
         name, lines = self._origin

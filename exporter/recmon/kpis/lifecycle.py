@@ -19,13 +19,16 @@ def recent_versions(models: pd.DataFrame, now: datetime, per_model: int) -> pd.D
     known = models.assign(when=models["deployed_at"].fillna(models["trained_at"]))
     known = known[known["when"].notna() & (known["when"] <= now)]
     newest_first = known.sort_values(["when", "version"], ascending=False)
-    return newest_first.groupby("model").head(per_model).drop(columns="when")
+    recent = newest_first.groupby("model").head(per_model).drop(columns="when")
+    # The deployed version is always reported, however many newer ones were trained since.
+    both = pd.concat([recent, deployed(models, now)])
+    return both.drop_duplicates(["model", "version"]).reset_index(drop=True)
 
 
 def latest_metrics(metrics: pd.DataFrame) -> pd.DataFrame:
     """The latest value of each (model, version, metric)."""
     return (
-        metrics.dropna(subset=["value"])
+        metrics.dropna(subset=["metric", "value"])
         .sort_values("ts")
         .drop_duplicates(["model", "version", "metric"], keep="last")
     )

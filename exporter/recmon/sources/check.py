@@ -26,7 +26,7 @@ def inspect_schema(
 ) -> Schema:
     at: KeyPath = ("sources", name)
     inspector = inspect(engine)
-    present = set(inspector.get_table_names())
+    present = set(inspector.get_table_names()) | set(inspector.get_view_names())
     problems: list[tuple[KeyPath, str]] = []
     optional: set[str] = set()
     for table, columns in REFERENCE.items():

@@ -17,12 +17,30 @@ class SourceError(Exception):
     """A source that cannot be used; the message is safe to log (no password)."""
 
 
+_SECRET_PARAMETERS = (
+    "password",
+    "passwd",
+    "pwd",
+    "sslpassword",
+    "token",
+    "secret",
+    "odbc_connect",
+    "api_key",
+    "apikey",
+    "access_key",
+    "private_key",
+)
+
+
 def redact(url: str | URL) -> str:
-    """The URL with its password replaced by ***."""
+    """The URL with its password, and any query parameter that may hold one, replaced by ***."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except ArgumentError:
         return "<unparsable dsn>"
+    hidden = {k: "***" for k in parsed.query if k.lower() in _SECRET_PARAMETERS}
+    rendered = parsed.update_query_dict(hidden).render_as_string(hide_password=True)
+    return rendered.replace("%2A%2A%2A", "***")  # the URL encoder escapes the mask
 
 
 def open_engine(source: Source, timeout: timedelta) -> Engine:
@@ -44,6 +62,12 @@ def open_engine(source: Source, timeout: timedelta) -> Engine:
     if backend == "postgresql":
         connect_args = {
             "connect_timeout": seconds,
+            # A network black hole is noticed by the client too, not only by the server.
+            "keepalives": 1,
+            "keepalives_idle": 10,
+            "keepalives_interval": 5,
+            "keepalives_count": 3,
+            "tcp_user_timeout": (seconds + 5) * 1000,
             "options": f"-c statement_timeout={seconds * 1000} "
             "-c default_transaction_read_only=on -c TimeZone=UTC",
         }

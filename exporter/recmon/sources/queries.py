@@ -15,7 +15,18 @@ from recmon.sources.tables import SourceTables
 
 IMPRESSION_COLUMNS = ("request_id", "user_id", "item_id", "rank", "score", "model", "variant", "ts")
 EVENT_COLUMNS = ("user_id", "item_id", "event_type", "ts", "value", "request_id")
-_IDS = ("request_id", "user_id", "item_id", "model", "event_type", "session_id")
+# Ids are compared across tables and labels must be text, whatever type the database used.
+_TEXT = (
+    "request_id",
+    "user_id",
+    "item_id",
+    "model",
+    "variant",
+    "version",
+    "metric",
+    "event_type",
+    "session_id",
+)
 
 
 def impressions(conn: Connection, t: SourceTables, start: datetime, end: datetime) -> pd.DataFrame:
@@ -138,9 +149,8 @@ def freshness(
 def _frame(conn: Connection, query: Select) -> pd.DataFrame:
     result = conn.execute(query)
     frame = pd.DataFrame.from_records(result.all(), columns=list(result.keys()))
-    for name in _IDS:
+    for name in _TEXT:
         if name in frame:
-            # Ids are compared across tables, so give them one type whatever the database used.
             frame[name] = frame[name].map(str, na_action="ignore")
     if "ts" in frame:
         frame["ts"] = utc_naive(frame["ts"])

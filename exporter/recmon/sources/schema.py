@@ -55,7 +55,13 @@ REFERENCE: dict[str, dict[str, TypeEngine]] = {
 
 # Tables and columns a source may lack; recmon then leaves out what depends on them.
 OPTIONAL_TABLES: frozenset[str] = frozenset({"models", "model_metrics"})
-OPTIONAL_COLUMNS: frozenset[tuple[str, str]] = frozenset({("interactions", "session_id")})
+OPTIONAL_COLUMNS: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("interactions", "session_id"),
+        ("recommendations", "model_version"),  # not read yet
+        ("items", "category"),  # not read yet
+    }
+)
 
 
 def reference_metadata() -> MetaData:

@@ -14,13 +14,14 @@ import pandas as pd
 NULL_ID = "null_id"
 UNKNOWN_ITEM = "unknown_item"
 DUPLICATE_RANK = "duplicate_rank"
+INVALID_RANK = "invalid_rank"  # below 1 or not a whole number: ranks start at 1
 NEGATIVE_VALUE = "negative_value"
 FUTURE_TIMESTAMP = "future_timestamp"
 
 InvalidCounts = Counter[tuple[str, str]]  # (table, reason) -> rows
 # Every reason of every table, so that recmon_invalid_rows always has its series (0 is a value).
 REASONS: dict[str, tuple[str, ...]] = {
-    "recommendations": (NULL_ID, UNKNOWN_ITEM, DUPLICATE_RANK, FUTURE_TIMESTAMP),
+    "recommendations": (NULL_ID, INVALID_RANK, UNKNOWN_ITEM, DUPLICATE_RANK, FUTURE_TIMESTAMP),
     "interactions": (NULL_ID, NEGATIVE_VALUE, FUTURE_TIMESTAMP),
 }
 
@@ -33,6 +34,7 @@ def clean_impressions(
             NULL_ID,
             frame[["request_id", "user_id", "item_id", "model", "rank", "ts"]].isna().any(axis=1),
         ),
+        (INVALID_RANK, (frame["rank"] < 1) | (frame["rank"] % 1 != 0)),
         (UNKNOWN_ITEM, frame["known_item"].isna()),
         # a second row at the same rank of one list: the first (by item id) stays
         (
