@@ -48,7 +48,7 @@ def test_custom_metrics(database_url: str) -> None:
     assert got[("custom_metric_up", ("main", "shop_broken"))] == 0
     assert got[("source_up", ("main",))] == 1  # a broken custom query leaves the KPIs alone
     assert ("ctr_ratio", ("main", "m", "A", "1h")) in got
-    exposed = {f.name: f for f in families(as_samples(got), config.custom_metrics)}
+    exposed = {f.name: f for f in families(as_samples(got), config)}
     assert exposed["shop_events"].documentation == "Interactions before now by type."
     assert exposed["shop_events"].samples[0].labels.keys() == {"source", "kind"}
 

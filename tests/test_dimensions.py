@@ -96,7 +96,7 @@ def test_dimension_labels_and_folding(database_url: str) -> None:
     assert got[("dimension_values_folded", ("main", "surface"))] == 2
     assert got[("ctr_ratio", ("main", "m", "default", "1h", "home"))] == pytest.approx(1 / 3)
     assert got[("hit_rate_at_k", ("main", "m", "default", "1h", "home", "1"))] == 1.0
-    exposed = {f.name: f for f in families(samples, dimensions=config.dimensions)}
+    exposed = {f.name: f for f in families(samples, config)}
     sample = exposed["recmon_hit_rate_at_k"].samples[0]
     assert list(sample.labels) == ["source", "model", "variant", "window", "surface", "k"]
     assert list(exposed["recmon_source_up"].samples[0].labels) == ["source"]

@@ -114,9 +114,7 @@ def _once(args: argparse.Namespace) -> int:
     cycle = Cycle(load_config(args.config_file))
     try:
         collector = SnapshotCollector()
-        collector.publish(
-            families(cycle.run(args.now), cycle.config.custom_metrics, cycle.config.dimensions)
-        )
+        collector.publish(families(cycle.run(args.now), cycle.config))
     finally:
         cycle.close()
     registry = CollectorRegistry(auto_describe=False)

@@ -20,37 +20,45 @@ from prometheus_client.registry import Collector
 
 from recmon import __version__
 from recmon.catalogue import BY_NAME
-from recmon.config.schema import CustomMetric
+from recmon.config import Config
 from recmon.evaluation import Sample
 
 
-def families(
-    samples: Iterable[Sample], custom: Sequence[CustomMetric] = (), dimensions: Sequence[str] = ()
-) -> tuple[Metric, ...]:
-    """One family per catalogue metric that has samples, in catalogue order, then the custom
-    metrics, then build info."""
+def families(samples: Iterable[Sample], config: Config) -> tuple[Metric, ...]:
+    """One family per catalogue metric that has samples, in catalogue order, then the config's
+    custom metrics, then build info."""
     by_metric: dict[str, list[Sample]] = defaultdict(list)
     for sample in samples:
         by_metric[sample.metric].append(sample)
-    result: list[Metric] = []
-    for name, spec in BY_NAME.items():
-        if spec.kind == "info":
-            continue
-        family_type = CounterMetricFamily if spec.kind == "counter" else GaugeMetricFamily
-        labels = spec.labels_with(tuple(dimensions))
-        family = family_type(spec.full_name, spec.help, labels=list(labels))
-        for sample in by_metric.get(name, ()):
-            family.add_metric([str(v) for v in sample.labels], sample.value)
-        if family.samples:
-            result.append(family)
-    for metric in custom:
-        family = GaugeMetricFamily(metric.name, metric.help, labels=["source", *metric.labels])
-        for sample in by_metric.get(metric.name, ()):
-            family.add_metric(list(sample.labels), sample.value)
-        if family.samples:
-            result.append(family)
-    result.append(build_info())
-    return tuple(result)
+    filled = [
+        _filled(
+            CounterMetricFamily if spec.kind == "counter" else GaugeMetricFamily,
+            spec.full_name,
+            spec.help,
+            spec.labels_with(tuple(config.dimensions)),
+            by_metric[name],
+        )
+        for name, spec in BY_NAME.items()
+        if spec.kind != "info"
+    ]
+    filled += [
+        _filled(GaugeMetricFamily, m.name, m.help, ("source", *m.labels), by_metric[m.name])
+        for m in config.custom_metrics
+    ]
+    return (*(family for family in filled if family.samples), build_info())
+
+
+def _filled(
+    family_type: type[GaugeMetricFamily | CounterMetricFamily],
+    name: str,
+    help: str,
+    labels: Sequence[str],
+    samples: list[Sample],
+) -> Metric:
+    family = family_type(name, help, labels=list(labels))
+    for sample in samples:
+        family.add_metric([str(v) for v in sample.labels], sample.value)
+    return family
 
 
 def build_info() -> Metric:

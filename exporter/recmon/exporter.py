@@ -33,9 +33,7 @@ class Exporter:
         self._server: WSGIServer | None = None
 
     def run_cycle(self) -> None:
-        self.collector.publish(
-            families(self.cycle.run(), self.config.custom_metrics, self.config.dimensions)
-        )
+        self.collector.publish(families(self.cycle.run(), self.config))
         self.ready.set()
 
     def serve(self, listen_address: str, web_config_file: str | None = None) -> None:
