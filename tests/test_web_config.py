@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ import requests
 
 from recmon.web.webconfig import WebConfigWatcher
 from tests.test_cli import recmon
-from tests.test_serve import free_port
+from tests.test_serve import free_port, serving
 
 
 def openssl(*args: str, cwd: Path) -> None:
@@ -80,36 +79,9 @@ def secure(certs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
     )
     config = d / "recmon.yml"
     config.write_text(f"sources:\n  main: {{dsn: 'sqlite:///{d / 'missing.db'}'}}\ninterval: 1s\n")
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "recmon",
-            "serve",
-            "--config.file",
-            str(config),
-            "--web.listen-address",
-            f"127.0.0.1:{port}",
-            "--web.config.file",
-            str(web),
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"https://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        assert process.poll() is None, process.stderr.read() if process.stderr else ""
-        try:
-            requests.get(f"{base}/-/healthy", verify=certs / "ca.crt", timeout=1)
-            break
-        except requests.ConnectionError:
-            assert time.monotonic() < deadline, "recmon did not come up"
-            time.sleep(0.1)
-    yield base
-    process.terminate()
-    process.wait(timeout=30)
+    ready = {"verify": certs / "ca.crt", "auth": ("prometheus", "s3cret")}
+    with serving(config, "--web.config.file", str(web), scheme="https", **ready) as base:
+        yield base
 
 
 def test_basic_auth_over_tls(secure: str, certs: Path) -> None:
