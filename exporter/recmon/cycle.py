@@ -58,9 +58,10 @@ class Cycle:
         self.health = {name: SourceHealth() for name in config.sources}
 
     def run(self, now: datetime | None = None) -> list[Sample]:
+        now = now or utc_now()  # one evaluation time for every source of the cycle
         samples: list[Sample] = []
         for name in self.config.sources:
-            samples.extend(self._source(name, now or utc_now()))
+            samples.extend(self._source(name, now))
         return samples
 
     def close(self) -> None:

@@ -60,6 +60,7 @@ def evaluate(config: Config, source: str, span: Span, data: SourceData) -> list[
     pairs: list[Group] = sorted(set(labelled[keys].itertuples(index=False, name=None)))
     offset = config.drift.reference_offset
     samples = [Sample("dimension_values_folded", (source, d), n) for d, n in folded.items()]
+    served = _by_group(impressions, keys) if data.sessions is not None else {}
     for window in config.windows:
         since = span.end - window.length
         shown = labelled[labelled["ts"] >= since]
@@ -81,7 +82,7 @@ def evaluate(config: Config, source: str, span: Span, data: SourceData) -> list[
             )
             if sessions is not None:
                 values["session_duration_seconds"] = _session_duration(
-                    sessions, impressions[(impressions[keys] == pair).all(axis=1)]
+                    sessions, served.get(pair, impressions.iloc[:0])
                 )
             labels = (source, *pair[:2], window.label, *pair[2:])
             samples.extend(_samples(values, labels))
