@@ -417,7 +417,9 @@ def _recommendations(
             "user_id": pop.user_ids[recs["user"]],
             "item_id": pop.item_ids[recs["item"]],
             "rank": recs["rank"],
-            "score": recs["score"].astype(float),
+            # Rounded as a serving system logs them; also keeps ties among scores the same
+            # whatever the platform's last-bit behaviour of exp.
+            "score": np.round(recs["score"].astype(float), 6),
             "model": model,
             "model_version": version,
             "variant": variant,
