@@ -2,7 +2,8 @@
 
 The exporter builds its families from it; the rule, alert, dashboard and README generators read it.
 `bad` says which way a KPI moves when things get worse ("drop", "spike"; None for metrics that
-never alert as a KPI), `sensitivity` how readily its anomaly alert fires.
+never alert as a KPI), `sensitivity` how readily its anomaly alert fires, and `alert` names the
+dedicated alert that watches it instead of the generic baseline band (RecmonKpiAnomaly).
 """
 
 from __future__ import annotations
@@ -29,6 +30,12 @@ class Metric:
     bad: Direction | None = None
     sensitivity: Sensitivity = "medium"
     kind: Literal["gauge", "counter", "info"] = "gauge"
+    alert: str | None = None
+
+    @property
+    def banded(self) -> bool:
+        """Watched by RecmonKpiAnomaly against a seasonal baseline band."""
+        return self.bad is not None and self.alert is None
 
     @property
     def full_name(self) -> str:
@@ -52,8 +59,9 @@ def _model(
     group: str,
     bad: Direction | None,
     sensitivity: Sensitivity = "medium",
+    alert: str | None = None,
 ) -> Metric:
-    return Metric(name, help, unit, MODEL_LABELS, group, bad, sensitivity)
+    return Metric(name, help, unit, MODEL_LABELS, group, bad, sensitivity, alert=alert)
 
 
 def _ranked(name: str, what: str) -> Metric:
@@ -234,6 +242,7 @@ METRICS: tuple[Metric, ...] = (
         "score",
         DRIFT,
         "spike",
+        alert="RecmonScoreDrift",
     ),
     Metric(
         "comparison_overlap_at_k",
@@ -277,6 +286,7 @@ METRICS: tuple[Metric, ...] = (
         AB_LABELS,
         EXPERIMENT,
         "drop",
+        alert="RecmonAbRegression",
     ),
     Metric(
         "ab_p_value",
@@ -306,6 +316,7 @@ METRICS: tuple[Metric, ...] = (
         ("source", "model"),
         LIFECYCLE,
         "spike",
+        alert="RecmonModelStale",
     ),
     Metric(
         "model_training_data_end_timestamp_seconds",
@@ -330,6 +341,7 @@ METRICS: tuple[Metric, ...] = (
         LIFECYCLE,
         "spike",
         "high",
+        alert="RecmonModelTrainedOnAnomalousData",
     ),
     Metric(
         "last_event_timestamp_seconds",
