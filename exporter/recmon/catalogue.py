@@ -4,6 +4,8 @@ The exporter builds its families from it; the rule, alert, dashboard and README 
 `bad` says which way a KPI moves when things get worse ("drop", "spike"; None for metrics that
 never alert as a KPI), `sensitivity` how readily its anomaly alert fires, and `alert` names the
 dedicated alert that watches it instead of the generic baseline band (RecmonKpiAnomaly).
+`volume` marks counts that grow with traffic (their alerts are gated on the traffic expected,
+not on their own value, so a collapse to zero still pages).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class Metric:
     sensitivity: Sensitivity = "medium"
     kind: Literal["gauge", "counter", "info"] = "gauge"
     alert: str | None = None
+    volume: bool = False
 
     @property
     def banded(self) -> bool:
@@ -60,8 +63,11 @@ def _model(
     bad: Direction | None,
     sensitivity: Sensitivity = "medium",
     alert: str | None = None,
+    volume: bool = False,
 ) -> Metric:
-    return Metric(name, help, unit, MODEL_LABELS, group, bad, sensitivity, alert=alert)
+    return Metric(
+        name, help, unit, MODEL_LABELS, group, bad, sensitivity, alert=alert, volume=volume
+    )
 
 
 def _ranked(name: str, what: str) -> Metric:
@@ -103,6 +109,7 @@ METRICS: tuple[Metric, ...] = (
         ENGAGEMENT,
         "drop",
         "low",
+        volume=True,
     ),
     _model(
         "impressions",
@@ -111,6 +118,7 @@ METRICS: tuple[Metric, ...] = (
         ENGAGEMENT,
         "drop",
         "low",
+        volume=True,
     ),
     _model(
         "clicks",
@@ -119,6 +127,7 @@ METRICS: tuple[Metric, ...] = (
         ENGAGEMENT,
         "drop",
         "low",
+        volume=True,
     ),
     _model(
         "conversions",
@@ -127,6 +136,7 @@ METRICS: tuple[Metric, ...] = (
         ENGAGEMENT,
         "drop",
         "low",
+        volume=True,
     ),
     _model("ctr_ratio", "Clicked impressions / impressions.", "ratio", ENGAGEMENT, "drop"),
     _model("conversion_ratio", "Converted impressions / impressions.", "ratio", ENGAGEMENT, "drop"),
@@ -145,9 +155,16 @@ METRICS: tuple[Metric, ...] = (
         ENGAGEMENT,
         "drop",
         "low",
+        volume=True,
     ),
     _model(
-        "active_users", "Distinct users served in the window.", "count", ENGAGEMENT, "drop", "low"
+        "active_users",
+        "Distinct users served in the window.",
+        "count",
+        ENGAGEMENT,
+        "drop",
+        "low",
+        volume=True,
     ),
     Metric(
         "interaction_events",
@@ -157,6 +174,7 @@ METRICS: tuple[Metric, ...] = (
         ENGAGEMENT,
         "drop",
         "low",
+        volume=True,
     ),
     _model(
         "evaluated_requests", "Requests whose relevant set is not empty.", "count", RANKING, None

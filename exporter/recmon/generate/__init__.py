@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from recmon.generate import readme
+from recmon.generate import readme, rules
 
 # Each generator maps the file's current text (None if absent) to its generated text.
 GENERATORS: dict[str, Callable[[str | None], str]] = {
     "README.md": readme.with_metric_reference,
+    **{
+        name: (lambda _current, text=text: text)
+        for name, text in rules.files(rules.Settings()).items()
+    },
 }
 
 
