@@ -66,7 +66,7 @@ def server(args: list[str], ready_url: str, log: Path) -> Iterator[subprocess.Po
 
 
 @contextmanager
-def prometheus(config: Path, workdir: Path) -> Iterator[str]:
+def prometheus(config: Path, workdir: Path, *flags: str) -> Iterator[str]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     args = [
@@ -74,6 +74,7 @@ def prometheus(config: Path, workdir: Path) -> Iterator[str]:
         f"--config.file={config}",
         f"--storage.tsdb.path={workdir / 'prometheus-data'}",
         f"--web.listen-address=127.0.0.1:{port}",
+        *flags,
     ]
     with server(args, f"{base}/-/ready", workdir / "prometheus.log"):
         yield base
