@@ -12,7 +12,8 @@ children=()
 trap 'kill "${children[@]}" 2>/dev/null || true' EXIT
 if command -v prometheus >/dev/null; then
   prometheus --config.file=prometheus/prometheus.yml --storage.tsdb.path=.demo/prometheus \
-    --web.listen-address=127.0.0.1:9090 >.demo/prometheus.log 2>&1 &
+    --storage.tsdb.retention.time=35d --web.listen-address=127.0.0.1:9090 \
+    >.demo/prometheus.log 2>&1 &
   children+=($!)
   echo "Prometheus: http://127.0.0.1:9090 (log: .demo/prometheus.log)"
 fi

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from recmon.config import load_config
 from recmon.generate import generated
@@ -58,3 +59,16 @@ def test_alertmanager_config_is_valid() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alert_links_to_its_runbook_section() -> None:
+    runbook = (ROOT / "prometheus" / "runbook.md").read_text()
+    anchors = {line[3:].strip().lower() for line in runbook.splitlines() if line.startswith("## ")}
+    alerts = yaml.safe_load((ROOT / "prometheus" / "rules" / "recmon-alerts.yml").read_text())
+    rules = [rule for group in alerts["groups"] for rule in group["rules"]]
+    missing = {
+        rule["alert"]
+        for rule in rules
+        if rule["annotations"]["runbook_url"].rsplit("#", 1)[1] not in anchors
+    }
+    assert not missing, f"no runbook section for {missing}"
