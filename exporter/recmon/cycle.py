@@ -19,7 +19,7 @@ from recmon.config import Config
 from recmon.custom import CustomMetricError
 from recmon.evaluation import Sample, evaluate
 from recmon.sources.check import Schema, inspect_schema
-from recmon.sources.engine import SourceError, open_engine
+from recmon.sources.engine import SourceError, connect, describe, open_engine, unreachable
 from recmon.sources.reader import HourlyCache, read
 from recmon.sources.tables import SourceTables
 from recmon.span import Span
@@ -72,10 +72,12 @@ class Cycle:
         health = self.health[name]
         started = time.perf_counter()
         kpis: list[Sample] = []
+        lost = None  # why the source is out of reach in this cycle, if it is
         try:
             kpis = self._evaluate(name, now)
         except (SQLAlchemyError, SourceError, OSError) as exc:
             self._failed(name, health, describe(exc), up=False)
+            lost = health.problem if unreachable(exc) else None
         except Exception as exc:  # a bug must not stop the exporter; count it and say where
             log.exception("evaluation failed", extra={"source": name})
             self._failed(name, health, f"evaluation failed: {exc!r}", up=True)
@@ -84,23 +86,25 @@ class Cycle:
                 log.info("source recovered", extra={"source": name})
             health.up, health.problem, health.last_success = True, None, time.time()
         health.duration = time.perf_counter() - started
-        # Custom metrics run even when the KPIs failed: they may not need the reference tables.
-        return kpis + self._custom(name, now) + self._health_samples(name, health)
+        # Custom metrics run even when the KPIs failed (they may not need the reference tables),
+        # but not against a source out of reach: each would wait for its own timeout.
+        return kpis + self._custom(name, now, lost) + self._health_samples(name, health)
 
     def _evaluate(self, name: str, now: datetime) -> list[Sample]:
         engine, tables, config = self.engines[name], self.tables[name], self.config
         health = self.health[name]
-        if health.schema is None:  # checked again after a failure, to name what is missing
-            schema = inspect_schema(engine, name, config.sources[name], config.dimensions)
-            if schema.problems:
-                raise SourceError("; ".join(message for _, message in schema.problems))
-            health.schema = schema
         span = Span.at(config, now)
-        with engine.connect() as conn:
+        # Connect first: a source out of reach then fails as such, whatever comes next.
+        with connect(engine) as conn:
+            if health.schema is None:  # checked again after a failure, to name what is missing
+                schema = inspect_schema(engine, name, config.sources[name], config.dimensions)
+                if schema.problems:
+                    raise SourceError("; ".join(message for _, message in schema.problems))
+                health.schema = schema
             data = read(conn, tables, config, span, health.schema.optional, health.hourly)
         return evaluate(config, name, span, data)
 
-    def _custom(self, name: str, now: datetime) -> list[Sample]:
+    def _custom(self, name: str, now: datetime, lost: str | None) -> list[Sample]:
         """Each custom metric on its own connection: one failing query leaves the rest alone."""
         samples = []
         health = self.health[name]
@@ -108,14 +112,15 @@ class Cycle:
             if metric.sources is not None and name not in metric.sources:
                 continue
             started = time.perf_counter()
-            problem = None
-            try:
-                with self.engines[name].connect() as conn:
-                    rows = custom.run(conn, metric, now)
-            except (SQLAlchemyError, CustomMetricError) as exc:
-                problem = describe(exc)
-            else:
-                samples.extend(Sample(metric.name, (name, *labels), v) for labels, v in rows)
+            problem = lost
+            if lost is None:
+                try:
+                    with connect(self.engines[name]) as conn:
+                        rows = custom.run(conn, metric, now)
+                except (SQLAlchemyError, SourceError, CustomMetricError) as exc:
+                    problem = describe(exc)
+                else:
+                    samples.extend(Sample(metric.name, (name, *labels), v) for labels, v in rows)
             if health.custom_problems.get(metric.name) != problem:
                 if problem:
                     log.error(
@@ -151,10 +156,3 @@ class Cycle:
         if health.last_success is not None:
             samples.append(Sample("last_success_timestamp_seconds", (name,), health.last_success))
         return samples
-
-
-def describe(exc: Exception) -> str:
-    """The database's own first line, without the SQL text SQLAlchemy appends."""
-    cause = getattr(exc, "orig", None) or exc
-    text = str(cause).strip().splitlines()
-    return text[0] if text else type(cause).__name__
