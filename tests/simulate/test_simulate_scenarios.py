@@ -61,3 +61,24 @@ def test_payment_outage_stops_conversions_while_clicks_go_on() -> None:
         outage.loc[~during(outage), columns].reset_index(drop=True),
         baseline.loc[~during(baseline), columns].reset_index(drop=True),
     )
+
+
+def test_incident_knobs_compose() -> None:
+    chosen = resolve(["stale-model", "score-drift", "ab-regression", "seasonal-peak"])
+    hour = END - timedelta(days=1)  # six days into the freeze
+    effects = Effects()
+    for scenario in chosen:
+        effects = scenario.apply(Slot(hour, END, "personal", "treatment"), effects)
+    assert effects.traffic == 2.0
+    assert effects.ctr == pytest.approx(1.1 * 0.8 / 1.05)
+    assert effects.score_shift == 1.5
+    assert effects.estimate_noise == pytest.approx(1 + 0.2 * 6)
+    assert effects.frozen_at == END - timedelta(days=7)
+    control = Effects()
+    for scenario in chosen:
+        control = scenario.apply(Slot(hour, END, "personal", "control"), control)
+    assert control.ctr == pytest.approx(1.1)  # the regression is the treatment's alone
+    organic = Effects()
+    for scenario in (*chosen, *resolve(["pipeline-stall", "traffic-drop"])):
+        organic = scenario.apply(Slot(END - timedelta(hours=1), END, None, None), organic)
+    assert organic == Effects(traffic=2.0, ctr=1.1, delivered=False)

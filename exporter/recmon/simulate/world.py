@@ -9,7 +9,10 @@ sees it through noise (good lists, predictive scores), `trending` sees popularit
 
 Every hour draws from its own generators (seeded by seed, hour and arm), so a scenario confined to
 some hours leaves the other hours' draws alone: with a payment outage every event outside the
-incident is the baseline's.
+incident is the baseline's. An hour's follow-ons (conversions, watches) share one generator across
+arms, so an incident that changes some arm's clicks redraws the other arms' follow-ons of its
+hours, at the same rates. Scenarios act through the `Effects` of each (arm, hour), gathered in a
+`_Grid`; a knob left at its default changes nothing, so the `none` world is the plain one.
 """
 
 from __future__ import annotations
@@ -99,6 +102,20 @@ class _Grid:
     traffic: np.ndarray
     ctr: np.ndarray
     conversion: np.ndarray
+    delivered: np.ndarray  # bool
+    score_shift: np.ndarray
+    estimate_noise: np.ndarray
+    frozen: np.ndarray  # Effects.frozen_at in seconds since start; inf when not frozen
+
+    def frozen_at(self, start: datetime) -> dict[str, datetime]:
+        """Each frozen model's earliest freeze: its registry ends there."""
+        frozen = {}
+        for model in MODELS:
+            arms = [a for a, arm in enumerate(ARMS) if arm.model == model]
+            seconds = float(self.frozen[arms].min())
+            if np.isfinite(seconds):
+                frozen[model] = start + timedelta(seconds=seconds)
+        return frozen
 
 
 def generate(
@@ -125,7 +142,16 @@ def generate(
             n = max(int(rng.poisson(lam)), 1 if lam >= 1 else 0)
             if n:
                 served, clicked = _serve(
-                    pop, arm, a, rng, t0, n, available, ctr_season[h] * grid.ctr[a, h]
+                    pop,
+                    arm,
+                    a,
+                    rng,
+                    t0,
+                    n,
+                    available & (pop.item_created < grid.frozen[a, h]),  # a frozen model's items
+                    ctr_season[h] * grid.ctr[a, h],
+                    grid.estimate_noise[a, h],
+                    grid.score_shift[a, h],
                 )
                 recs.append(served)
                 clicks.append(clicked)
@@ -138,12 +164,14 @@ def generate(
                 t0,
                 available,
                 recommended,
-                traffic_season[h] * ctr_season[h] * grid.ctr[ORGANIC, h],
+                traffic_season[h] * ctr_season[h] * grid.ctr[ORGANIC, h] * grid.traffic[ORGANIC, h],
             )
         )
         events.append(_follow_ons(_concat(clicks), rng, grid))
 
-    models, metrics, deployed = _registry(np.random.default_rng([seed, 3]), start, end)
+    models, metrics, deployed = _registry(
+        np.random.default_rng([seed, 3]), start, end, grid.frozen_at(start)
+    )
     return {
         "recommendations": _recommendations(_concat(recs), pop, deployed, start),
         "interactions": _interactions(_concat(events), pop, start, span),
@@ -188,7 +216,15 @@ def _population(rng: np.random.Generator, span: float) -> _Population:
 
 def _grid(scenarios: Sequence[Scenario], start: datetime, end: datetime, n_hours: int) -> _Grid:
     shape = (len(ARMS) + 1, n_hours)
-    grid = _Grid(np.ones(shape), np.ones(shape), np.ones(shape))
+    grid = _Grid(
+        traffic=np.ones(shape),
+        ctr=np.ones(shape),
+        conversion=np.ones(shape),
+        delivered=np.ones(shape, dtype=bool),
+        score_shift=np.zeros(shape),
+        estimate_noise=np.ones(shape),
+        frozen=np.full(shape, np.inf),
+    )
     if not scenarios:
         return grid
     slots = [(arm.model, arm.variant) for arm in ARMS] + [(None, None)]
@@ -200,6 +236,11 @@ def _grid(scenarios: Sequence[Scenario], start: datetime, end: datetime, n_hours
                 effects = scenario.apply(slot, effects)
             grid.traffic[a, h], grid.ctr[a, h] = effects.traffic, effects.ctr
             grid.conversion[a, h] = effects.conversion
+            grid.delivered[a, h] = effects.delivered
+            grid.score_shift[a, h] = effects.score_shift
+            grid.estimate_noise[a, h] = effects.estimate_noise
+            if effects.frozen_at is not None:
+                grid.frozen[a, h] = (effects.frozen_at - start).total_seconds()
     return grid
 
 
@@ -225,10 +266,14 @@ def _serve(
     rng: np.random.Generator,
     t0: float,
     n: int,
-    available: np.ndarray,
+    known: np.ndarray,
     ctr_factor: float,
+    noise: float,
+    score_shift: float,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """n requests of one arm in the hour from t0: the lists served and the clicks on them."""
+    """n requests of one arm in the hour from t0: the lists served (of the `known` items) and the
+    clicks on them. `noise` scales the personal model's error, `score_shift` moves the logged
+    scores on the logit scale (popularity's counts by the same factor of odds)."""
     ts = t0 + np.sort(rng.uniform(0.0, HOUR, n))
     users = rng.choice(N_USERS, n, p=pop.activity)
     newness = np.exp(-np.maximum(t0 - pop.item_created, 0.0) / (FRESH_DAYS * DAY))
@@ -240,16 +285,16 @@ def _serve(
     )
     explore = rng.gumbel(size=logit.shape)  # varied lists rather than one fixed top 10
     if arm.model == "personal":
-        estimate = logit + rng.normal(0.0, PERSONAL_NOISE, logit.shape)
-        key, scores = estimate + 0.3 * explore, _sigmoid(estimate)
+        estimate = logit + rng.normal(0.0, PERSONAL_NOISE * noise, logit.shape)
+        key, scores = estimate + 0.3 * explore, _sigmoid(estimate + score_shift)
     elif arm.model == "trending":
-        known = POPULARITY * pop.log_popularity + FRESHNESS * newness
-        key = known + 0.5 * explore
-        scores = np.broadcast_to(_sigmoid(BASE_LOGIT + 2.0 + known), logit.shape)
+        seen = POPULARITY * pop.log_popularity + FRESHNESS * newness
+        key = seen + 0.5 * explore
+        scores = np.broadcast_to(_sigmoid(BASE_LOGIT + 2.0 + seen + score_shift), logit.shape)
     else:
         key = pop.log_popularity + 0.7 * explore
-        scores = np.broadcast_to(pop.popularity_count, logit.shape)
-    key[:, ~available] = -np.inf
+        scores = np.broadcast_to(pop.popularity_count * np.exp(score_shift), logit.shape)
+    key[:, ~known] = -np.inf
     top = np.argpartition(-key, LIST_LENGTH, axis=1)[:, :LIST_LENGTH]
     top = np.take_along_axis(top, np.argsort(-np.take_along_axis(key, top, 1), axis=1), 1)
 
@@ -315,12 +360,17 @@ def _organic(
 def _follow_ons(
     clicks: dict[str, np.ndarray], rng: np.random.Generator, grid: _Grid
 ) -> dict[str, np.ndarray]:
-    """The click events plus the conversions and watches some of them lead to."""
+    """The click events plus the conversions and watches some of them lead to, less those a
+    stalled pipeline loses."""
     n = len(clicks["ts"])
+    last_hour = grid.conversion.shape[1] - 1
+
+    def hour(ts: np.ndarray) -> np.ndarray:
+        return np.minimum((ts // HOUR).astype(int), last_hour)  # later ones are dropped anyway
+
     conv_ts = clicks["ts"] + 60.0 + rng.exponential(240.0, n)
     # The conversion's own hour decides, so an outage stops conversions exactly in its hours.
-    conv_hour = np.minimum((conv_ts // HOUR).astype(int), grid.conversion.shape[1] - 1)
-    converts = rng.random(n) < CONVERSION_RATE * grid.conversion[clicks["arm"], conv_hour]
+    converts = rng.random(n) < CONVERSION_RATE * grid.conversion[clicks["arm"], hour(conv_ts)]
     watch_seconds = np.clip(rng.lognormal(np.log(90.0), 1.0, n), 5.0, 3600.0)
     watches = rng.random(n) < WATCH_RATE
     # Not every client logs the request an interaction came from. Drawn per click and kind so
@@ -331,6 +381,11 @@ def _follow_ons(
         (converts, _CONVERSION, conv_ts, np.full(n, np.nan)),
         # A watch is logged when the user stops watching.
         (watches, _WATCH, clicks["ts"] + watch_seconds, watch_seconds),
+    ]
+    # After every draw, so the events a stall keeps are the baseline's.
+    parts = [
+        (m & grid.delivered[clicks["arm"], hour(ts)], kind, ts, value)
+        for m, kind, ts, value in parts
     ]
     return _concat(
         [
@@ -348,10 +403,12 @@ def _follow_ons(
 
 
 def _registry(
-    rng: np.random.Generator, start: datetime, end: datetime
+    rng: np.random.Generator, start: datetime, end: datetime, frozen_at: dict[str, datetime]
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]]]:
     """Daily retrained versions per model: models, model_metrics and, per model, the
-    (deployed_at seconds since start, version) arrays sorted by deployment."""
+    (deployed_at seconds since start, version) arrays sorted by deployment. A frozen model has
+    no version deployed at or after its freeze; its draws are still made, so the other models'
+    versions stay the baseline's."""
     first = datetime.combine((start - timedelta(days=2)).date(), datetime.min.time())
     days = [first + timedelta(days=d) for d in range((end - first).days + 1)]
     rows, metric_rows = [], []
@@ -363,6 +420,11 @@ def _registry(
             deploy = trained + timedelta(seconds=float(rng.uniform(900, 3600)))
             if trained >= end:
                 break
+            offline = {
+                m: float(rng.normal(*spread)) for m, spread in OFFLINE_METRICS[model].items()
+            }
+            if deploy >= frozen_at.get(model, datetime.max):
+                continue
             version = f"{day:%Y.%m.%d}"
             data_end = trained.replace(minute=0, second=0, microsecond=0)
             rows.append(
@@ -375,16 +437,10 @@ def _registry(
                     "deployed_at": deploy if deploy < end else None,  # not rolled out yet
                 }
             )
-            for metric, (mean, sd) in OFFLINE_METRICS[model].items():
-                metric_rows.append(
-                    {
-                        "model": model,
-                        "version": version,
-                        "metric": metric,
-                        "value": float(rng.normal(mean, sd)),
-                        "ts": trained,
-                    }
-                )
+            metric_rows.extend(
+                {"model": model, "version": version, "metric": m, "value": v, "ts": trained}
+                for m, v in offline.items()
+            )
             if deploy < end:
                 live_at.append((deploy - start).total_seconds())
                 versions.append(version)
