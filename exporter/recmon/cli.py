@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import textwrap
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ from recmon import __version__, logs
 from recmon.collector import SnapshotCollector, families
 from recmon.config import ConfigError, load_config
 from recmon.cycle import Cycle, describe
+from recmon.simulate.scenarios import SCENARIOS
 from recmon.sources.check import inspect_schema
 from recmon.sources.engine import SourceError, open_engine, redact
 
@@ -90,7 +92,14 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME",
-        help="incident scenario to add (repeatable)",
+        help="incident scenario to add (repeatable; they compose); one of those below",
+    )
+    simulate.formatter_class = argparse.RawDescriptionHelpFormatter
+    simulate.epilog = "scenarios:\n" + "\n".join(
+        textwrap.fill(
+            s.description, 79, initial_indent=f"  {s.name:<16}", subsequent_indent=" " * 18
+        )
+        for s in SCENARIOS.values()
     )
     return parser
 
