@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from recmon.generate import readme, rules
+from recmon.generate import dashboards, readme, rules
 
 # Each generator maps the file's current text (None if absent) to its generated text.
 GENERATORS: dict[str, Callable[[str | None], str]] = {
     "README.md": readme.with_metric_reference,
     **{
         name: (lambda _current, text=text: text)
-        for name, text in rules.files(rules.Settings()).items()
+        for name, text in (
+            *rules.files(rules.Settings()).items(),
+            *dashboards.files(rules.Settings()).items(),
+        )
     },
 }
 
