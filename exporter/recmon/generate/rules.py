@@ -325,7 +325,9 @@ def incident_alerts(s: Settings) -> list[Alert]:
         ),
         Alert(
             name="RecmonScoreDrift",
-            expr=f"recmon_score_psi > {s.psi_threshold}\n"
+            # The long window only: PSI over the few hundred scores of an hour is mostly
+            # sampling noise (its expected value alone is about bins * (1/n + 1/m)).
+            expr=f'recmon_score_psi{{window="{long}"}} > {s.psi_threshold}\n'
             f"and recmon_impressions >= {s.min_impressions}",
             severity="warning",
             summary=f"The score distribution of {_who(model)} shifted.",

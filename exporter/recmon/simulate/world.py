@@ -52,6 +52,7 @@ DAY = 86400.0
 N_USERS = 2000
 INITIAL_ITEMS = 800
 ITEMS_PER_DAY = 20
+RAMP_DAYS = 14
 REQUESTS_PER_HOUR = 150  # weekly average
 LIST_LENGTH = 10
 LATENT_DIM = 8
@@ -191,7 +192,10 @@ def _population(rng: np.random.Generator, span: float) -> _Population:
     n_items = INITIAL_ITEMS + int(ITEMS_PER_DAY * span / DAY)
     created = np.concatenate(
         [
-            rng.uniform(-180 * DAY, 0.0, INITIAL_ITEMS),
+            # The last weeks before the start at the steady daily rate, so the share of new items
+            # (and what depends on it, like the trending model's scores) is stable from day one.
+            rng.uniform(-180 * DAY, -RAMP_DAYS * DAY, INITIAL_ITEMS - RAMP_DAYS * ITEMS_PER_DAY),
+            rng.uniform(-RAMP_DAYS * DAY, 0.0, RAMP_DAYS * ITEMS_PER_DAY),
             np.sort(rng.uniform(0.0, span, n_items - INITIAL_ITEMS)),
         ]
     )
