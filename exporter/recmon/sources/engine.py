@@ -6,6 +6,7 @@ import contextlib
 import os
 import socket
 import threading
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -49,9 +50,25 @@ def connect(engine: Engine) -> Iterator[Connection]:
     try:
         conn = engine.connect()
     except DBAPIError as exc:
+        _clear_frames(exc)
         raise SourceUnreachable(describe(exc)) from exc
     with conn:
         yield conn
+
+
+def _clear_frames(exc: BaseException | None) -> None:
+    """Drop the local variables of the frames `exc` and its causes passed through.
+
+    psycopg leaves a timed-out attempt's socket referenced from those frames in a reference
+    cycle, so only the cyclic garbage collector would close it: one more open socket per cycle
+    for as long as the server hangs.
+    """
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if exc.__traceback__ is not None:
+            traceback.clear_frames(exc.__traceback__)
+        exc = exc.__cause__ or exc.__context__
 
 
 _SECRET_PARAMETERS = (
