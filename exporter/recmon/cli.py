@@ -115,7 +115,8 @@ def _timestamp(text: str) -> datetime:
 def _serve(args: argparse.Namespace) -> int:
     from recmon.exporter import Exporter
 
-    Exporter(load_config(args.config_file)).serve(args.listen_address, args.web_config_file)
+    exporter = Exporter(load_config(args.config_file), args.config_file)
+    exporter.serve(args.listen_address, args.web_config_file)
     return 0
 
 

@@ -48,14 +48,27 @@ class Cycle:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.engines: dict[str, Engine] = {
-            name: open_engine(source, config.query_timeout)
-            for name, source in config.sources.items()
-        }
+        self.engines: dict[str, Engine] = {}
+        for name, source in config.sources.items():
+            try:
+                self.engines[name] = open_engine(source, config.query_timeout)
+            except SourceError as exc:
+                self.close()
+                raise config.error([(("sources", name, "dsn"), str(exc))]) from None
         self.tables = {
             name: SourceTables(source, config.dimensions) for name, source in config.sources.items()
         }
         self.health = {name: SourceHealth() for name in config.sources}
+
+    def carry_over(self, previous: Cycle) -> None:
+        """Continue the state of the sources `previous` shares with this cycle (after a reload):
+        error counters do not restart and a state already logged is not logged again. Schemas
+        are checked again, since the config may map other tables."""
+        for name, health in self.health.items():
+            if (old := previous.health.get(name)) is not None:
+                health.up, health.problem, health.errors = old.up, old.problem, old.errors
+                health.last_success = old.last_success
+                health.custom_problems = dict(old.custom_problems)
 
     def run(self, now: datetime | None = None) -> list[Sample]:
         now = now or utc_now()  # one evaluation time for every source of the cycle

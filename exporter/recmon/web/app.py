@@ -1,4 +1,4 @@
-"""The HTTP side: /metrics from the snapshot, a landing page, health and readiness."""
+"""The HTTP side: /metrics from the snapshot, a landing page, health, readiness and reload."""
 
 from __future__ import annotations
 
@@ -21,17 +21,21 @@ Wsgi = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 def make_app(
-    registry: CollectorRegistry, ready: Callable[[], bool], sources: dict[str, str]
+    registry: CollectorRegistry,
+    ready: Callable[[], bool],
+    sources: Callable[[], dict[str, str]],
+    reload: Callable[[], str | None],
 ) -> Wsgi:
-    """`sources` maps each source name to its redacted DSN, shown on the landing page."""
+    """`sources` gives each source's name and redacted DSN, for the landing page; `reload`
+    rereads the config and returns why it was rejected, or None."""
     metrics = make_wsgi_app(registry)
-    landing = _landing_page(sources).encode()
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
         if path == "/metrics":
             return metrics(environ, start_response)
         if path == "/":
+            landing = _landing_page(sources()).encode()
             return _reply(start_response, "200 OK", landing, "text/html; charset=utf-8")
         if path == "/-/healthy":
             return _reply(start_response, "200 OK", b"Healthy.\n")
@@ -39,15 +43,31 @@ def make_app(
             if ready():
                 return _reply(start_response, "200 OK", b"Ready.\n")
             return _reply(start_response, "503 Service Unavailable", b"Not ready: first cycle.\n")
+        if path == "/-/reload":
+            if environ.get("REQUEST_METHOD") != "POST":
+                body = b"Only POST reloads the config.\n"
+                return _reply(start_response, "405 Method Not Allowed", body, allow="POST")
+            problem = reload()
+            if problem is not None:
+                body = f"Config reload failed: {problem}\n".encode()
+                return _reply(start_response, "500 Internal Server Error", body)
+            return _reply(start_response, "200 OK", b"Reloaded: applies from the next cycle.\n")
         return _reply(start_response, "404 Not Found", b"Not found.\n")
 
     return app
 
 
 def _reply(
-    start_response: Callable[..., Any], status: str, body: bytes, kind: str = "text/plain"
+    start_response: Callable[..., Any],
+    status: str,
+    body: bytes,
+    kind: str = "text/plain",
+    allow: str | None = None,
 ) -> list[bytes]:
-    start_response(status, [("Content-Type", kind), ("Content-Length", str(len(body)))])
+    headers = [("Content-Type", kind), ("Content-Length", str(len(body)))]
+    if allow is not None:
+        headers.append(("Allow", allow))
+    start_response(status, headers)
     return [body]
 
 
