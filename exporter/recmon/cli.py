@@ -1,4 +1,4 @@
-"""The `recmon` command: serve, once, check-config, simulate."""
+"""The `recmon` command: serve, once, check-config, simulate, backfill."""
 
 from __future__ import annotations
 
@@ -7,16 +7,18 @@ import logging
 import sys
 import textwrap
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 
 from recmon import __version__, logs
+from recmon.backfill import BackfillError, ProgressBar, backfill
 from recmon.collector import SnapshotCollector, families
 from recmon.config import ConfigError, load_config
 from recmon.cycle import Cycle, describe
+from recmon.durations import parse_duration
 from recmon.simulate.scenarios import SCENARIOS
 from recmon.sources.check import inspect_schema
 from recmon.sources.engine import SourceError, open_engine, redact
@@ -31,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.setup(args.log_level, args.log_format)
     try:
         return int(args.command(args))
-    except (ConfigError, SourceError, UsageError) as exc:
+    except (BackfillError, ConfigError, SourceError, UsageError) as exc:
         for line in str(exc).splitlines():
             print(f"recmon: {logs.redact_text(line)}", file=sys.stderr)
         return 1
@@ -80,6 +82,27 @@ def _parser() -> argparse.ArgumentParser:
         )
     )
 
+    history = with_config(
+        command(
+            "backfill",
+            _backfill,
+            "Compute the KPIs at every step of a past period and write Prometheus TSDB blocks.",
+        )
+    )
+    history.add_argument("--from", dest="start", type=_timestamp, required=True, metavar="T1")
+    history.add_argument("--to", dest="end", type=_timestamp, required=True, metavar="T2")
+    history.add_argument("--step", type=_duration, default=parse_duration("5m"))
+    history.add_argument("--out", type=Path, required=True, help="the blocks' directory")
+    history.add_argument(
+        "--rule-file",
+        dest="rule_files",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="also backfill these recording rules (repeatable), e.g. the baselines",
+    )
+
     simulate = command("simulate", _simulate, "Write a synthetic recommender's data.")
     simulate.add_argument(
         "--out", required=True, help="SQLite file, or any SQLAlchemy URL (tables are replaced)"
@@ -110,6 +133,13 @@ def _timestamp(text: str) -> datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
     return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+def _duration(text: str) -> timedelta:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -165,5 +195,23 @@ def _simulate(args: argparse.Namespace) -> int:
     logging.getLogger("recmon.simulate").info(
         "demo data written",
         extra={"out": redact(url), **{f"rows_{k}": v for k, v in summary.rows.items()}},
+    )
+    return 0
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    if args.end < args.start:
+        raise UsageError("--to is before --from")
+    written = backfill(
+        load_config(args.config_file),
+        args.start,
+        args.end,
+        args.step,
+        args.out,
+        args.rule_files,
+        ProgressBar(),
+    )
+    logging.getLogger("recmon.backfill").info(
+        "blocks written", extra={"out": str(args.out), "samples": written}
     )
     return 0

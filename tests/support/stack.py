@@ -66,13 +66,14 @@ def server(args: list[str], ready_url: str, log: Path) -> Iterator[subprocess.Po
 
 
 @contextmanager
-def prometheus(config: Path, workdir: Path, *flags: str) -> Iterator[str]:
+def prometheus(config: Path, workdir: Path, *flags: str, data: Path | None = None) -> Iterator[str]:
+    """Prometheus on `data` (default: a new directory in `workdir`); yields its base URL."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     args = [
         binary("prometheus"),
         f"--config.file={config}",
-        f"--storage.tsdb.path={workdir / 'prometheus-data'}",
+        f"--storage.tsdb.path={data or workdir / 'prometheus-data'}",
         f"--web.listen-address=127.0.0.1:{port}",
         *flags,
     ]

@@ -1,0 +1,215 @@
+"""History for a new install: the KPIs at every step of a past period, as Prometheus TSDB blocks.
+
+Each step runs the same cycle as `serve`, with `now` set to that step. The samples are written as
+OpenMetrics with timestamps, a chunk of steps per file (OpenMetrics wants each family's samples
+together, so a chunk is held in memory), and `promtool tsdb create-blocks-from openmetrics` turns
+each file into blocks. With rule files, a throwaway Prometheus then serves the new blocks to
+`promtool tsdb create-blocks-from rules`, which adds the recording rules' history (the baselines).
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import requests
+
+from recmon.collector import families
+from recmon.config import Config
+from recmon.cycle import Cycle
+
+# What only the live process can say (its wall-clock timings and error count) is not history.
+_LIVE_ONLY = {
+    "recmon_cycle_duration_seconds",
+    "recmon_last_success_timestamp_seconds",
+    "recmon_query_duration_seconds",
+    "recmon_cycle_errors",
+    "recmon_build",
+}
+STEPS_PER_FILE = 288  # a day at the default 5m step
+
+
+class BackfillError(Exception):
+    """A tool is missing or failed; the message says which and why."""
+
+
+def steps(start: datetime, end: datetime, step: timedelta) -> Iterator[datetime]:
+    t = start
+    while t <= end:
+        yield t
+        t += step
+
+
+def backfill(
+    config: Config,
+    start: datetime,
+    end: datetime,
+    step: timedelta,
+    out: Path,
+    rule_files: Sequence[Path] = (),
+    progress: Callable[[int, int], None] = lambda done, total: None,
+) -> int:
+    """Write blocks for [start, end] into `out` (a Prometheus data directory); returns the
+    number of samples written."""
+    promtool = _tool("promtool")
+    out.mkdir(parents=True, exist_ok=True)
+    work = out / "openmetrics"
+    work.mkdir(exist_ok=True)
+    times = list(steps(start, end, step))
+    written = 0
+    cycle = Cycle(config)
+    try:
+        for first in range(0, len(times), STEPS_PER_FILE):
+            chunk = times[first : first + STEPS_PER_FILE]
+            lines: dict[str, list[str]] = defaultdict(list)
+            for i, now in enumerate(chunk):
+                written += _collect(cycle, config, now, lines)
+                progress(first + i + 1, len(times))
+            path = work / f"{chunk[0]:%Y%m%dT%H%M%S}.om"
+            path.write_text(_openmetrics(lines), encoding="utf-8")
+            _run(promtool, "tsdb", "create-blocks-from", "openmetrics", str(path), str(out))
+    finally:
+        cycle.close()
+    shutil.rmtree(work)
+    if rule_files:
+        _backfill_rules(promtool, out, rule_files, start, end, step)
+    return written
+
+
+def _collect(cycle: Cycle, config: Config, now: datetime, lines: dict[str, list[str]]) -> int:
+    stamp = f"{now.replace(tzinfo=UTC).timestamp():.3f}"
+    count = 0
+    for family in families(cycle.run(now), config):
+        if family.name in _LIVE_ONLY:
+            continue
+        if not lines[family.name]:
+            lines[family.name] += [
+                f"# HELP {family.name} {_escape(family.documentation, help=True)}",
+                f"# TYPE {family.name} {family.type}",
+            ]
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{_escape(v)}"' for k, v in sample.labels.items())
+            lines[family.name].append(f"{sample.name}{{{labels}}} {_value(sample.value)} {stamp}")
+            count += 1
+    return count
+
+
+def _openmetrics(lines: dict[str, list[str]]) -> str:
+    return "".join(line + "\n" for family in lines.values() for line in family) + "# EOF\n"
+
+
+def _escape(text: str, help: bool = False) -> str:
+    text = text.replace("\\", "\\\\").replace("\n", "\\n")
+    return text if help else text.replace('"', '\\"')
+
+
+def _value(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(float(value))
+
+
+def _backfill_rules(
+    promtool: str,
+    out: Path,
+    rule_files: Sequence[Path],
+    start: datetime,
+    end: datetime,
+    step: timedelta,
+) -> None:
+    """Serve the new blocks from a throwaway Prometheus and let promtool evaluate the rules."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = out / "backfill-prometheus.yml"
+    config.write_text("global: {}\n", encoding="utf-8")
+    server = subprocess.Popen(
+        [
+            _tool("prometheus"),
+            f"--config.file={config}",
+            f"--storage.tsdb.path={out}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--storage.tsdb.retention.time=100y",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    rules_out = out / "rules-blocks"
+    try:
+        _wait_ready(url, server)
+        _run(
+            promtool,
+            "tsdb",
+            "create-blocks-from",
+            "rules",
+            f"--start={start.replace(tzinfo=UTC).isoformat()}",
+            f"--end={end.replace(tzinfo=UTC).isoformat()}",
+            f"--eval-interval={int(step.total_seconds())}s",
+            f"--url={url}",
+            f"--output-dir={rules_out}",
+            *map(str, rule_files),
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+        config.unlink()
+    # The rule blocks sit beside the others, where Prometheus reads them.
+    for block in rules_out.iterdir():
+        block.rename(out / block.name)
+    rules_out.rmdir()
+
+
+def _wait_ready(url: str, server: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise BackfillError(f"prometheus exited with {server.returncode}")
+        try:
+            if requests.get(f"{url}/-/ready", timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    raise BackfillError("prometheus did not become ready within 120 s")
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise BackfillError(f"{name} is not installed (Debian: apt-get install prometheus)")
+    return path
+
+
+def _run(*args: str) -> None:
+    result = subprocess.run(args, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise BackfillError(
+            f"{Path(args[0]).name} {' '.join(args[1:4])} failed: "
+            + (result.stderr or result.stdout).strip()[-2000:]
+        )
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr with the time left."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+
+    def __call__(self, done: int, total: int) -> None:
+        left = (time.monotonic() - self.started) / done * (total - done)
+        bar = "#" * (30 * done // total)
+        sys.stderr.write(f"\rbackfill [{bar:<30}] {done}/{total} steps, {left:.0f} s left ")
+        if done == total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
