@@ -54,7 +54,6 @@ MARKER = (
 # datasource reads from the annotation itself: render() adds them.
 PROMETHEUS_ANNOTATION_FIELDS = ("step", "titleFormat", "textFormat", "tagKeys", "useValueForTime")
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
-ALERTS = 'ALERTS{alertname=~"Recmon.*", alertstate="firing", source=~"$source|"}'
 UNITS = {
     "ratio": "percentunit",
     "seconds": "s",
@@ -191,15 +190,21 @@ def title(metric: Metric, variables: Sequence[str]) -> str:
     return text + " age" if metric.unit == "timestamp" else text
 
 
+def _alerts(matchers: str = "") -> str:
+    """recmon alerts firing for the source (or for no source: the exporter's own)."""
+    return f'ALERTS{{alertname=~"Recmon.*", alertstate="firing", source=~"$source|"{matchers}}}'
+
+
 def _selector(labels: Sequence[str]) -> str:
     return ", ".join(f'{label}="${label}"' for label in labels)
 
 
 def kpi(
-    metric: Metric, variables: Sequence[str], settings: Settings, reduce: str | None = None
+    metric: Metric, board: Sequence[Variable], settings: Settings, reduce: str | None = None
 ) -> Chart:
-    """A chart of `metric` on a dashboard with `variables`; `reduce` (an aggregation such as
-    "max") makes it a stat of the current value."""
+    """A chart of `metric` on a dashboard with the variables `board`; `reduce` (an aggregation
+    such as "max") makes it a stat of the current value."""
+    variables = [v.name for v in board]
     fixed = [label for label in metric.labels if label in variables]
     free = [label for label in metric.labels if label not in variables]
     selector = _selector(fixed)
@@ -260,8 +265,7 @@ def _drill(fixed: Sequence[str]) -> str:
 
 
 def _kpis(names: Sequence[str], board: Sequence[Variable], settings: Settings) -> tuple[Chart, ...]:
-    variables = [v.name for v in board]
-    return tuple(kpi(BY_NAME[name], variables, settings) for name in names)
+    return tuple(kpi(BY_NAME[name], board, settings) for name in names)
 
 
 def _per_model(group: str) -> list[str]:
@@ -297,14 +301,12 @@ def boards(s: Settings) -> tuple[Board, ...]:
     experiments = (SOURCE, AB_MODEL, WINDOW)
     catalogue = (SOURCE, MODEL, VARIANT, WINDOW)
     health = (SOURCE,)
-    overview_names = [v.name for v in overview]
-    health_names = [v.name for v in health]
     alerts_now = Chart(
         title="Alerts firing",
         description="recmon alerts firing now for this source (and those of the exporter, "
         'which carry no source). Query: ALERTS{alertname=~"Recmon.*"}.',
         unit="short",
-        queries=(Query(f"count({ALERTS}) or vector(0)", "alerts"),),
+        queries=(Query(f"count({_alerts()}) or vector(0)", "alerts"),),
         kind="stat",
         steps=((None, "green"), (1.0, "red")),
     )
@@ -314,13 +316,13 @@ def boards(s: Settings) -> tuple[Board, ...]:
         "alert's annotations hold its runbook and dashboard links.",
         unit="short",
         queries=(
-            Query(f"count by (alertname, severity) ({ALERTS})", "{{alertname}} {{severity}}"),
+            Query(f"count by (alertname, severity) ({_alerts()})", "{{alertname}} {{severity}}"),
         ),
     )
     exporter_up = Chart(
         title="Exporter scraped",
         description=f"1 when Prometheus' last scrape of the exporter (job {s.job}) succeeded. "
-        f'Metric: up{{job="{s.job}"}}.',
+        f'Query: up{{job="{s.job}"}}.',
         unit="none",
         queries=(Query(f'min(up{{job="{s.job}"}})', "up"),),
         kind="stat",
@@ -357,9 +359,9 @@ def boards(s: Settings) -> tuple[Board, ...]:
                     "Now",
                     (
                         alerts_now,
-                        kpi(BY_NAME["source_up"], health_names, s, "min"),
-                        kpi(BY_NAME["last_event_timestamp_seconds"], health_names, s, "max"),
-                        kpi(BY_NAME["last_success_timestamp_seconds"], health_names, s, "max"),
+                        kpi(BY_NAME["source_up"], overview, s, "min"),
+                        kpi(BY_NAME["last_event_timestamp_seconds"], overview, s, "max"),
+                        kpi(BY_NAME["last_success_timestamp_seconds"], overview, s, "max"),
                     ),
                 ),
                 (
@@ -379,7 +381,7 @@ def boards(s: Settings) -> tuple[Board, ...]:
                     "Alerts and freshness",
                     (
                         alerts_over_time,
-                        kpi(BY_NAME["last_event_timestamp_seconds"], overview_names, s),
+                        kpi(BY_NAME["last_event_timestamp_seconds"], overview, s),
                     ),
                 ),
             ),
@@ -424,8 +426,7 @@ def boards(s: Settings) -> tuple[Board, ...]:
                 ),
                 Annotation(
                     "Alerts",
-                    'ALERTS{alertname=~"Recmon.*", alertstate="firing", source="$source", '
-                    'model=~"$model|"}',
+                    _alerts(', model=~"$model|"'),
                     "{{alertname}}",
                     "{{severity}} {{kpi}} {{direction}} {{reason}}",
                     "red",
@@ -506,10 +507,10 @@ def boards(s: Settings) -> tuple[Board, ...]:
                     "Now",
                     (
                         exporter_up,
-                        kpi(BY_NAME["source_up"], health_names, s, "min"),
-                        kpi(BY_NAME["last_event_timestamp_seconds"], health_names, s, "max"),
-                        kpi(BY_NAME["last_success_timestamp_seconds"], health_names, s, "max"),
-                        kpi(BY_NAME["cycle_errors"], health_names, s, "sum"),
+                        kpi(BY_NAME["source_up"], health, s, "min"),
+                        kpi(BY_NAME["last_event_timestamp_seconds"], health, s, "max"),
+                        kpi(BY_NAME["last_success_timestamp_seconds"], health, s, "max"),
+                        kpi(BY_NAME["cycle_errors"], health, s, "sum"),
                     ),
                 ),
                 (
