@@ -21,7 +21,7 @@ import yaml
 
 from recmon.cli import _parser
 from recmon.config import load_config
-from recmon.generate import dashboards
+from recmon.generate import DASHBOARD_DIRECTORY
 from tests.support.stack import binary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,12 +110,12 @@ def test_mounts_exist_read_only_and_match_the_configs() -> None:
     }
     grafana = mounts("grafana")
     provider = yaml.safe_load((ROOT / "grafana/provisioning/dashboards/recmon.yml").read_text())
-    assert grafana[provider["providers"][0]["options"]["path"]] == f"./{dashboards.DIRECTORY}"
+    assert grafana[provider["providers"][0]["options"]["path"]] == f"./{DASHBOARD_DIRECTORY}"
     assert grafana["/etc/grafana/provisioning"] == "./grafana/provisioning"
     assert grafana["/etc/grafana/grafana.ini"] == "./grafana/grafana.ini"
     home = Path(re.search(r"^default_home_dashboard_path = (\S+)", ini(), re.MULTILINE)[1])
     assert str(home.parent) == provider["providers"][0]["options"]["path"]
-    assert (ROOT / dashboards.DIRECTORY / home.name).exists()
+    assert (ROOT / DASHBOARD_DIRECTORY / home.name).exists()
 
 
 def ini() -> str:

@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
-from recmon.generate import dashboards, readme, rules
+from recmon.generate import links, readme, rules
+
+DASHBOARD_DIRECTORY = "grafana/dashboards"
+
+
+@functools.cache
+def _dashboards() -> dict[str, str]:
+    # grafana-foundation-sdk is a dev dependency: importing this package (for example to run
+    # `python -m recmon.generate.rules`) must not need it.
+    from recmon.generate import dashboards
+
+    return dashboards.files(rules.Settings())
+
 
 # Each generator maps the file's current text (None if absent) to its generated text.
 GENERATORS: dict[str, Callable[[str | None], str]] = {
     "README.md": readme.with_metric_reference,
     **{
         name: (lambda _current, text=text: text)
-        for name, text in (
-            *rules.files(rules.Settings()).items(),
-            *dashboards.files(rules.Settings()).items(),
-        )
+        for name, text in rules.files(rules.Settings()).items()
+    },
+    **{
+        name: (lambda _current, name=name: _dashboards()[name])
+        for name in (f"{DASHBOARD_DIRECTORY}/{uid}.json" for uid in links.DASHBOARD_VARIABLES)
     },
 }
 
