@@ -433,6 +433,13 @@ METRICS: tuple[Metric, ...] = (
         HEALTH,
         kind="info",
     ),
+    Metric(
+        "series_dropped",
+        "Series of the source left out of the last cycle by the max_series cap.",
+        "count",
+        ("source",),
+        HEALTH,
+    ),
 )
 
 BY_NAME: dict[str, Metric] = {m.name: m for m in METRICS}

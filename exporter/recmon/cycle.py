@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -15,6 +16,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from recmon import custom
+from recmon.catalogue import BY_NAME, HEALTH
 from recmon.config import Config
 from recmon.custom import CustomMetricError
 from recmon.evaluation import Sample, evaluate
@@ -59,6 +61,7 @@ class Cycle:
             name: SourceTables(source, config.dimensions) for name, source in config.sources.items()
         }
         self.health = {name: SourceHealth() for name in config.sources}
+        self.capping = False  # whether the last cycle left samples out (see _capped)
 
     def carry_over(self, previous: Cycle) -> None:
         """Continue the state of the sources `previous` shares with this cycle (after a reload):
@@ -69,13 +72,53 @@ class Cycle:
                 health.up, health.problem, health.errors = old.up, old.problem, old.errors
                 health.last_success = old.last_success
                 health.custom_problems = dict(old.custom_problems)
+        self.capping = previous.capping
 
     def run(self, now: datetime | None = None) -> list[Sample]:
         now = now or utc_now()  # one evaluation time for every source of the cycle
         samples: list[Sample] = []
         for name in self.config.sources:
             samples.extend(self._source(name, now))
-        return samples
+        return self._capped(samples)
+
+    def _capped(self, samples: list[Sample]) -> list[Sample]:
+        """At most max_series samples, series_dropped included. The health samples are always
+        kept; then the others by rank: catalogue order (README's metric reference), then custom
+        metrics in config order, each metric's series by label values. Kept samples keep their
+        order."""
+        health: list[Sample] = []
+        others: list[Sample] = []
+        for sample in samples:
+            spec = BY_NAME.get(sample.metric)
+            (health if spec is not None and spec.group == HEALTH else others).append(sample)
+        room = self.config.max_series - len(health) - len(self.config.sources)
+        custom = [m.name for m in self.config.custom_metrics]
+        order = {name: i for i, name in enumerate([*BY_NAME, *custom])}
+        ranked = sorted(others, key=lambda s: (order[s.metric], tuple(map(str, s.labels))))
+        dropped = set(ranked[max(room, 0) :])
+        per_source = Counter(s.labels[0] for s in dropped)  # every such metric's first label
+        if bool(dropped) != self.capping:
+            self.capping = bool(dropped)
+            if dropped:
+                first = ranked[max(room, 0)].metric  # where the cut begins, for the diagnosis
+                log.warning(
+                    "series cap reached; samples left out",
+                    extra={
+                        "max_series": self.config.max_series,
+                        "dropped": len(dropped),
+                        "first_dropped_metric": first,
+                    },
+                )
+            else:
+                log.info("series cap no longer reached")
+        return [
+            *health,
+            *(s for s in others if s not in dropped),
+            *(
+                Sample("series_dropped", (name,), float(per_source[name]))
+                for name in self.config.sources
+            ),
+        ]
 
     def close(self) -> None:
         for engine in self.engines.values():

@@ -165,6 +165,10 @@ class Config(Strict):
     # least shown fold into "other".
     dimensions: list[Annotated[str, Field(pattern=LABEL_NAME)]] = Field(default_factory=list)
     max_dimension_values: int = Field(10, ge=1, le=1000)
+    # The most series one cycle exports: a backstop against a label that explodes (say, a
+    # variant column filled with ids), set below the scrape's sample_limit, which would fail the
+    # whole scrape instead. The health series are always kept; then the others in catalogue order.
+    max_series: int = Field(10_000, ge=1)
     interval: Duration = timedelta(seconds=60)
     query_timeout: Duration = timedelta(seconds=30)
     # Where the config came from: file name and the line of every key path, for later errors.
