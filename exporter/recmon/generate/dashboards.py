@@ -38,7 +38,7 @@ from grafana_foundation_sdk.models.dashboard import (
 )
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
-from recmon.catalogue import BY_NAME, MODEL_LABELS, Metric
+from recmon.catalogue import BY_NAME, METRICS, MODEL_LABELS, Metric
 from recmon.durations import parse_duration
 from recmon.generate import DASHBOARD_DIRECTORY, links
 from recmon.generate.readme import _GROUPS as GROUP_TITLES
@@ -267,12 +267,17 @@ def _kpis(names: Sequence[str], board: Sequence[Variable], settings: Settings) -
     return tuple(kpi(BY_NAME[name], board, settings) for name in names)
 
 
-def _per_model(group: str) -> list[str]:
-    return [
-        m.name
-        for m in BY_NAME.values()
-        if m.group == group and m.labels[: len(MODEL_LABELS)] == MODEL_LABELS
+def _group(
+    group: str, board: Sequence[Variable], settings: Settings, per_model: bool = False
+) -> tuple[Chart, ...]:
+    """Every catalogue metric of `group` (only those per model and variant when `per_model`),
+    so that a metric added to the catalogue shows up without touching this file."""
+    metrics = [
+        m
+        for m in METRICS
+        if m.group == group and (not per_model or m.labels[: len(MODEL_LABELS)] == MODEL_LABELS)
     ]
+    return tuple(kpi(m, board, settings) for m in metrics)
 
 
 def _pooled(numerator: str, title_: str, unit: str, about: str) -> Chart:
@@ -393,23 +398,10 @@ def boards(s: Settings) -> tuple[Board, ...]:
             model,
             (
                 *(
-                    (GROUP_TITLES[group], _kpis(_per_model(group), model, s))
+                    (GROUP_TITLES[group], _group(group, model, s, per_model=True))
                     for group in ("engagement", "ranking", "classification", "drift")
                 ),
-                (
-                    GROUP_TITLES["lifecycle"],
-                    _kpis(
-                        (
-                            "model_info",
-                            "model_age_seconds",
-                            "model_training_data_end_timestamp_seconds",
-                            "model_training_data_anomalous_hours",
-                            "model_offline_metric",
-                        ),
-                        model,
-                        s,
-                    ),
-                ),
+                (GROUP_TITLES["lifecycle"], _group("lifecycle", model, s)),
             ),
             annotations=(
                 # A deploy: a version present now but not 10 minutes ago, of a model that was.
@@ -439,15 +431,7 @@ def boards(s: Settings) -> tuple[Board, ...]:
             "users, what the candidate adds, and their engagement side by side.",
             compare,
             (
-                (
-                    "Agreement",
-                    _kpis(
-                        ("comparison_overlap_at_k", "comparison_jaccard_at_k", "comparison_rbo"),
-                        compare,
-                        s,
-                    ),
-                ),
-                ("Reach", _kpis(("comparison_unique_items", "comparison_users"), compare, s)),
+                (GROUP_TITLES["comparison"], _group("comparison", compare, s)),
                 (
                     "Side by side",
                     (
@@ -476,12 +460,7 @@ def boards(s: Settings) -> tuple[Board, ...]:
             experiments,
             (
                 ("Now", (ab_now,)),
-                (
-                    "Over time",
-                    _kpis(
-                        ("ab_relative_lift", "ab_p_value", "ab_traffic_share_ratio"), experiments, s
-                    ),
-                ),
+                ("Over time", _group("experiment", experiments, s)),
             ),
         ),
         Board(
@@ -491,8 +470,8 @@ def boards(s: Settings) -> tuple[Board, ...]:
             "concentration, for one model with its band and for all models.",
             catalogue,
             (
-                ("Model and variant", _kpis(_per_model("catalog"), catalogue, s)),
-                ("All models", _kpis(_per_model("catalog"), (SOURCE, WINDOW), s)),
+                ("Model and variant", _group("catalog", catalogue, s, per_model=True)),
+                ("All models", _group("catalog", (SOURCE, WINDOW), s, per_model=True)),
             ),
         ),
         Board(
@@ -512,25 +491,9 @@ def boards(s: Settings) -> tuple[Board, ...]:
                         kpi(BY_NAME["cycle_errors"], health, s, "sum"),
                     ),
                 ),
-                (
-                    "Freshness and data quality",
-                    _kpis(("last_event_timestamp_seconds", "invalid_rows", "source_up"), health, s),
-                ),
-                (
-                    "Exporter",
-                    _kpis(
-                        (
-                            "cycle_duration_seconds",
-                            "query_duration_seconds",
-                            "cycle_errors",
-                            "last_success_timestamp_seconds",
-                            "custom_metric_up",
-                            "dimension_values_folded",
-                            "build",
-                        ),
-                        health,
-                        s,
-                    ),
+                *(
+                    (GROUP_TITLES[group], _group(group, health, s))
+                    for group in ("quality", "health")
                 ),
             ),
         ),
