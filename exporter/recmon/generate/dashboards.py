@@ -41,7 +41,7 @@ from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 from recmon.catalogue import BY_NAME, METRICS, MODEL_LABELS, Metric
 from recmon.durations import parse_duration
 from recmon.generate import DASHBOARD_DIRECTORY, links
-from recmon.generate.readme import _GROUPS as GROUP_TITLES
+from recmon.generate.readme import GROUP_TITLES
 from recmon.generate.rules import Settings
 
 DATASOURCE_UID = "recmon-prometheus"  # grafana/provisioning/datasources/ gives it this uid
