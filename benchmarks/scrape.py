@@ -1,0 +1,182 @@
+"""Scrape latency at many concurrent scrapers: `recmon serve` and query-exporter, each serving
+about 10k series from the same small SQLite database, on 127.0.0.1 only."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import requests
+import yaml
+
+# recmon: 4 (model, variant) pairs x 10 surfaces x 5 windows x ~51 KPIs at 5 values of k.
+RECMON_CONFIG = {
+    "windows": ["1h", "3h", "6h", "12h", "24h"],
+    "k": [1, 3, 5, 10, 20],
+    "dimensions": ["surface"],
+    "comparisons": [{"baseline": "popularity", "candidate": "personal"}],
+    "interval": "1h",  # one cycle: the scrapers then read the same snapshot
+}
+QE_METRICS = 25  # query-exporter: 400 rows (pair x surface x rank) x 25 gauges
+SCRAPE_TIMEOUT = 10.0  # seconds: Prometheus' default scrape_timeout
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def recmon_config(dsn: str, prefix: str, folder: Path) -> Path:
+    tables = {
+        t: f"{prefix}{t}"
+        for t in ("recommendations", "interactions", "items", "models", "model_metrics")
+    }
+    path = folder / "serve.yml"
+    config = {"sources": {"main": {"dsn": dsn, "tables": tables}}, **RECMON_CONFIG}
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def query_exporter_config(dsn: str, prefix: str, folder: Path) -> Path:
+    labels = ["model", "variant", "surface", "rank"]
+    columns = ", ".join(f"avg(score) + {i} AS m{i}" for i in range(QE_METRICS))
+    config = {
+        "databases": {"main": {"dsn": dsn}},
+        "metrics": {
+            f"m{i}": {"type": "gauge", "description": f"Benchmark gauge {i}.", "labels": labels}
+            for i in range(QE_METRICS)
+        },
+        "queries": {
+            "kpis": {
+                "databases": ["main"],
+                "metrics": [f"m{i}" for i in range(QE_METRICS)],
+                "interval": 3600,
+                "sql": f"SELECT model, coalesce(variant, 'default') AS variant, surface,"
+                f" CAST(rank AS TEXT) AS rank, {columns} FROM {prefix}recommendations"
+                " GROUP BY model, variant, surface, rank",
+            }
+        },
+    }
+    path = folder / "query-exporter.yml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def serve_recmon(config: Path, port: int) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable,
+        "-m",
+        "recmon",
+        "serve",
+        "--config.file",
+        str(config),
+        "--web.listen-address",
+        f"127.0.0.1:{port}",
+        "--log.level",
+        "warning",
+    ]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL)
+
+
+def serve_query_exporter(python: str, config: Path, port: int) -> subprocess.Popen[bytes]:
+    command = [
+        str(Path(python).parent / "query-exporter"),
+        "--config",
+        str(config),
+        "-H",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-L",
+        "warning",
+    ]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def series_when_ready(port: int, prefix: str, minimum: int, timeout: float) -> int:
+    """Wait until /metrics shows at least `minimum` samples named `prefix...`; return how many
+    samples it serves in all."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            body = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        except requests.RequestException:
+            body = ""
+        samples = [line for line in body.splitlines() if line and not line.startswith("#")]
+        if sum(line.startswith(prefix) for line in samples) >= minimum:
+            return len(samples)
+        time.sleep(0.5)
+    raise TimeoutError(f"no {prefix} series on :{port} after {timeout:.0f} s")
+
+
+async def _get(port: int) -> None:
+    request = b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request)
+    await writer.drain()
+    response = await reader.read()  # to the end: one request per connection
+    writer.close()
+    if not response.startswith(b"HTTP/1.") or b" 200 " not in response[:16]:
+        raise RuntimeError(f"scrape failed: {response[:80]!r}")
+
+
+async def _scraper(port: int, deadline: float, latencies: list[float]) -> None:
+    """Scrapes back to back until the deadline; a scrape past Prometheus' default
+    scrape_timeout fails as it would there, and counts at that timeout."""
+    while time.perf_counter() < deadline:
+        started = time.perf_counter()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(_get(port), SCRAPE_TIMEOUT)
+        latencies.append(min(time.perf_counter() - started, SCRAPE_TIMEOUT))
+
+
+def load(port: int, scrapers: int, seconds: float) -> dict[str, Any]:
+    """`scrapers` clients scraping back to back for `seconds`: latency percentiles."""
+    latencies: list[float] = []
+
+    async def main() -> None:
+        deadline = time.perf_counter() + seconds
+        await asyncio.gather(*(_scraper(port, deadline, latencies) for _ in range(scrapers)))
+
+    asyncio.run(main())
+    values = np.array(latencies) * 1000
+    return {
+        "scrapes": len(values),
+        "timeouts": int((values >= SCRAPE_TIMEOUT * 1000).sum()),
+        "scrapes_per_second": len(values) / seconds,
+        "p50_ms": float(np.percentile(values, 50)),
+        "p99_ms": float(np.percentile(values, 99)),
+    }
+
+
+def measure(
+    process: subprocess.Popen[bytes],
+    port: int,
+    prefix: str,
+    minimum: int,
+    scrapers: int,
+    seconds: float,
+) -> dict[str, Any]:
+    try:
+        series = series_when_ready(port, prefix, minimum, timeout=300)
+        return {
+            "series": series,
+            "scrapers": scrapers,
+            "seconds": seconds,
+            **load(port, scrapers, seconds),
+        }
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

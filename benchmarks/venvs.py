@@ -1,0 +1,54 @@
+"""Virtualenvs for the tools that cannot share recmon's environment, made once and cached
+beside this file (gitignored): Evidently needs pandas < 3, query-exporter Python 3.12."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+class Unavailable(Exception):
+    """Why a tool cannot run here."""
+
+
+def python312() -> str:
+    """A Python 3.12 interpreter already on this machine: on PATH, from pyenv, or from uv."""
+    found = shutil.which("python3.12")
+    if found:
+        return found
+    if shutil.which("pyenv"):
+        root = subprocess.run(["pyenv", "root"], capture_output=True, text=True).stdout.strip()
+        for candidate in sorted(Path(root, "versions").glob("3.12*/bin/python3.12")):
+            return str(candidate)
+    if shutil.which("uv"):
+        found = subprocess.run(
+            ["uv", "python", "find", "--no-python-downloads", "3.12"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        if found:
+            return found
+    raise Unavailable(
+        "no Python 3.12 interpreter: none on PATH, none under pyenv, none known to uv; Debian 12 "
+        "ships 3.11 only, and pyenv or uv would download one from outside the package registries"
+    )
+
+
+def ensure(name: str, python: str, packages: list[str]) -> Path:
+    """The virtualenv's python, created with `python -m venv` and pip on first use."""
+    venv = HERE / f".venv-{name}"
+    ready = venv / "ready"
+    if ready.exists() and ready.read_text() == " ".join(packages):
+        return venv / "bin" / "python"
+    shutil.rmtree(venv, ignore_errors=True)
+    subprocess.run([python, "-m", "venv", str(venv)], check=True)
+    done = subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "-q", *packages], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise Unavailable(f"pip install {' '.join(packages)} failed: {done.stderr[-300:]}")
+    ready.write_text(" ".join(packages))
+    return venv / "bin" / "python"
