@@ -22,12 +22,17 @@ class ConfigError(Exception):
         self.problems = problems
         super().__init__(
             "\n".join(
-                f"{path}:{p.line}: {p.key}: {p.message}"
+                f"{path}:{p.line}: {_printable(p.key)}: {_printable(p.message)}"
                 if p.line
-                else f"{path}: {p.key}: {p.message}"
+                else f"{path}: {_printable(p.key)}: {_printable(p.message)}"
                 for p in problems
             )
         )
+
+
+def _printable(text: str) -> str:
+    """`text` with line breaks and other control characters escaped: one problem, one line."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def line_of(lines: dict[KeyPath, int], path: KeyPath) -> int | None:

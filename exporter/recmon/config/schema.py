@@ -28,7 +28,10 @@ ROLES: tuple[Role, ...] = ("click", "conversion", "watch")
 def _duration(value: object) -> timedelta:
     if isinstance(value, timedelta):
         return value
-    return parse_duration(value)  # type: ignore[arg-type]
+    try:
+        return parse_duration(value)  # type: ignore[arg-type]
+    except OverflowError:  # pydantic reports a ValueError; anything else would escape it
+        raise ValueError(f"duration {value!r} is too long") from None
 
 
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
@@ -48,7 +51,7 @@ class Window(Strict):
     @classmethod
     def _from_text(cls, value: object) -> object:
         if isinstance(value, str):
-            return {"label": value, "length": parse_duration(value)}
+            return {"label": value, "length": _duration(value)}
         return value
 
 
