@@ -5,7 +5,8 @@ The exporter builds its families from it; the rule, alert, dashboard and README 
 never alert as a KPI), `sensitivity` how readily its anomaly alert fires, and `alert` names the
 dedicated alert that watches it instead of the generic baseline band (RecmonKpiAnomaly).
 `volume` marks counts that grow with traffic (their alerts are gated on the traffic expected,
-not on their own value, so a collapse to zero still pages).
+not on their own value, so a collapse to zero still pages); `per` names the count a ratio or
+mean is taken over (its alerts are gated on that count, so a handful of rows does not page).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class Metric:
     kind: Literal["gauge", "counter", "info"] = "gauge"
     alert: str | None = None
     volume: bool = False
+    per: str = "impressions"
 
     @property
     def banded(self) -> bool:
@@ -64,9 +66,10 @@ def _model(
     sensitivity: Sensitivity = "medium",
     alert: str | None = None,
     volume: bool = False,
+    per: str = "impressions",
 ) -> Metric:
     return Metric(
-        name, help, unit, MODEL_LABELS, group, bad, sensitivity, alert=alert, volume=volume
+        name, help, unit, MODEL_LABELS, group, bad, sensitivity, alert=alert, volume=volume, per=per
     )
 
 
@@ -78,6 +81,7 @@ def _ranked(name: str, what: str) -> Metric:
         RANKED_LABELS,
         "ranking",
         "drop",
+        per="evaluated_requests",
     )
 
 
@@ -147,6 +151,7 @@ METRICS: tuple[Metric, ...] = (
         ENGAGEMENT,
         "drop",
         "high",
+        per="clicks",
     ),
     _model(
         "watch_time_seconds",
@@ -216,6 +221,7 @@ METRICS: tuple[Metric, ...] = (
         CLASSIFICATION,
         "drop",
         "low",
+        per="clicks",
     ),
     _model(
         "session_duration_seconds",

@@ -6,38 +6,40 @@ import functools
 from collections.abc import Callable
 from pathlib import Path
 
-from recmon.generate import links, readme, rules
+from recmon.generate import links, readme
 
 DASHBOARD_DIRECTORY = "grafana/dashboards"
 
 
 @functools.cache
-def _dashboards() -> dict[str, str]:
-    # grafana-foundation-sdk is a dev dependency: importing this package (for example to run
-    # `python -m recmon.generate.rules`) must not need it.
-    from recmon.generate import dashboards
+def generators() -> dict[str, Callable[[str | None], str]]:
+    """Each generated file's path and the function from its current text (None if absent) to
+    its generated text. Built on first use: `python -m recmon.generate.rules` runs the rules
+    module as a script, which must not be imported before; and the dashboards need the
+    dev-only grafana-foundation-sdk."""
+    from recmon.generate import rules
 
-    return dashboards.files(rules.Settings())
+    @functools.cache
+    def dashboards() -> dict[str, str]:
+        from recmon.generate import dashboards
 
+        return dashboards.files(rules.Settings())
 
-# Each generator maps the file's current text (None if absent) to its generated text.
-GENERATORS: dict[str, Callable[[str | None], str]] = {
-    "README.md": readme.with_metric_reference,
-    **{
-        name: (lambda _current, text=text: text)
-        for name, text in rules.files(rules.Settings()).items()
-    },
-    **{
-        name: (lambda _current, name=name: _dashboards()[name])
-        for name in (f"{DASHBOARD_DIRECTORY}/{uid}.json" for uid in links.DASHBOARD_VARIABLES)
-    },
-}
+    rule_files = rules.files(rules.Settings())
+    return {
+        "README.md": readme.with_metric_reference,
+        **{name: (lambda _current, text=text: text) for name, text in rule_files.items()},
+        **{
+            name: (lambda _current, name=name: dashboards()[name])
+            for name in (f"{DASHBOARD_DIRECTORY}/{uid}.json" for uid in links.DASHBOARD_VARIABLES)
+        },
+    }
 
 
 def generated(root: Path) -> dict[Path, str]:
     """Every generated file under `root` with the text it should have."""
     result = {}
-    for name, render in GENERATORS.items():
+    for name, render in generators().items():
         path = root / name
         result[path] = render(path.read_text(encoding="utf-8") if path.exists() else None)
     return result

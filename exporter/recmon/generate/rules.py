@@ -61,6 +61,7 @@ class Settings:
     anomaly_for: str = "15m"
     min_impressions: int = 100  # ratios over fewer impressions are too noisy to page on
     min_evaluated_requests: int = 30
+    min_clicks: int = 30  # for ratios over clicked impressions (conversions per click, recall)
     min_events: int = 20  # expected interaction events in the fast window
     collapse_ratio: float = 0.2  # conversions/clicks below this share of the long window's
     collapse_min_expected_conversions: float = 10.0
@@ -196,15 +197,28 @@ def _who(labels: tuple[str, ...]) -> str:
 
 def _gate(settings: Settings, metric: Metric) -> str:
     """Traffic enough for the value to mean something. Volumes are gated on the traffic
-    expected (so a collapse still pages), means and ratios on the traffic they were computed
-    from (so a quiet hour does not)."""
+    expected (so a collapse still pages), means and ratios on the count they were computed
+    over (so a quiet hour does not)."""
     if "role" in metric.labels:
         return f"{_record(metric, 'mean')} >= {settings.min_events}"
     if metric.volume:
         return f"recmon:impressions:baseline_mean >= {settings.min_impressions}"
-    if "k" in metric.labels:
-        return f"ignoring (k) recmon_evaluated_requests >= {settings.min_evaluated_requests}"
-    return f"recmon_impressions >= {settings.min_impressions}"
+    minimum = {
+        "impressions": settings.min_impressions,
+        "evaluated_requests": settings.min_evaluated_requests,
+        "clicks": settings.min_clicks,
+    }[metric.per]
+    ignoring = "ignoring (k) " if "k" in metric.labels else ""
+    return f"{ignoring}recmon_{metric.per} >= {minimum}"
+
+
+# How a value reads in a description: SI prefixes ("350m") only suit counts.
+_FORMATS = {
+    "ratio": "humanizePercentage",
+    "seconds": "humanizeDuration",
+    "count": "humanize",
+    "score": 'printf "%.4g"',
+}
 
 
 def _dashboard(metric: Metric) -> str:
@@ -215,7 +229,7 @@ def _dashboard(metric: Metric) -> str:
 
 def anomaly_alerts(settings: Settings, metric: Metric) -> list[Alert]:
     labels = metric.labels_with(settings.dimensions)
-    fmt = "humanizePercentage" if metric.unit == "ratio" else "humanize"
+    fmt = _FORMATS[metric.unit]
     mean = _query_value(_record(metric, "mean"), labels, fmt)
     lower = _query_value(_record(metric, "lower"), labels, fmt)
     upper = _query_value(_record(metric, "upper"), labels, fmt)
@@ -238,8 +252,8 @@ def anomaly_alerts(settings: Settings, metric: Metric) -> list[Alert]:
                 summary=f"{metric.name} of {_who(labels)} is {word} its seasonal baseline.",
                 description=(
                     f"{metric.full_name} is {{{{ $value | {fmt} }}}}, {word} the band "
-                    f"[{lower}, {upper}] around the mean {mean} of the same hour over the past "
-                    f"{settings.weeks} weeks. {metric.help}"
+                    f"[{lower}, {upper}] around the mean {mean} of the same hour over up to "
+                    f"{settings.weeks} past weeks. {metric.help}"
                 ),
                 duration=settings.anomaly_for,
                 labels=labels,
@@ -332,7 +346,7 @@ def incident_alerts(s: Settings) -> list[Alert]:
             severity="warning",
             summary=f"The score distribution of {_who(model)} shifted.",
             description=(
-                "PSI of the scores against the reference period is {{ $value | humanize }} "
+                'PSI of the scores against the reference period is {{ $value | printf "%.3g" }} '
                 f"(over {s.psi_threshold:g} is a significant shift): a new model version, a "
                 "feature pipeline change or a changed audience."
             ),
@@ -354,6 +368,7 @@ def incident_alerts(s: Settings) -> list[Alert]:
                 + _query_value(
                     "recmon_ab_p_value",
                     ("source", "experiment_metric", "variant", "control", "model", "window"),
+                    'printf "%.2g"',
                 )
                 + f" (< {s.ab_p_value:g})."
             ),
@@ -451,7 +466,11 @@ def incident_alerts(s: Settings) -> list[Alert]:
             name="RecmonExporterFailing",
             expr=f"(\n  time() - recmon_last_success_timestamp_seconds > "
             f"{_seconds(s.exporter_stuck_after)}\n  {up}\n)\nor (\n"
-            f"  increase(recmon_cycle_errors_total[15m]) > 0\n  {up}\n)",
+            # A flapping source: cycles failed and the source went down at least twice in 15
+            # minutes. One outage (down, then up again) is RecmonSourceDown's, and its errors
+            # must not page again once it is over.
+            "  increase(recmon_cycle_errors_total[15m]) > 2\n"
+            "  and on (job, instance, source) changes(recmon_source_up[15m]) > 2\n)",
             severity="warning",
             summary="recmon cycles of source {{ $labels.source }} are stuck or failing.",
             description=(
@@ -541,7 +560,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settings", type=Path, help="YAML file of Settings fields to override")
     parser.add_argument("--out", type=Path, default=Path("."), help="directory to write into")
     args = parser.parse_args(argv)
-    settings = load_settings(args.settings) if args.settings else Settings()
+    try:
+        settings = load_settings(args.settings) if args.settings else Settings()
+    except (OSError, ValueError, TypeError, yaml.YAMLError) as exc:
+        print(f"{parser.prog}: {exc}", file=sys.stderr)
+        return 2
     for name, text in files(settings).items():
         path = args.out / Path(name).name
         path.parent.mkdir(parents=True, exist_ok=True)
