@@ -1,7 +1,8 @@
 """One evaluation of every source: queries, KPIs, and the health samples that go with them.
 
 A source that fails reports source_up 0 and none of its KPIs (never stale values or zeros);
-the others go on. A log line marks each change of a source's state, not each cycle.
+the others go on. A log line marks each change of a source's state, not each cycle. At most
+max_series samples leave a cycle.
 """
 
 from __future__ import annotations
