@@ -15,7 +15,7 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry
 
-from recmon.collector import SnapshotCollector, families
+from recmon.collector import Exposition, SnapshotCollector, families
 from recmon.config import Config, ConfigError, load_config
 from recmon.cycle import Cycle
 from recmon.scheduler import Scheduler
@@ -34,6 +34,7 @@ class Exporter:
         self.collector = SnapshotCollector()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self.collector)
+        self.exposition = Exposition()
         self.ready = threading.Event()
         self.scheduler = Scheduler(config.interval.total_seconds(), self.run_cycle)
         self._server: WSGIServer | None = None
@@ -49,6 +50,7 @@ class Exporter:
             self.cycle, self.config = reloaded, reloaded.config
             self.scheduler.interval = self.config.interval.total_seconds()
         self.collector.publish(families(self.cycle.run(), self.config))
+        self.exposition = Exposition.render(self.registry)  # one reference swap, as publish
         self.ready.set()
 
     def reload(self) -> str | None:
@@ -80,7 +82,7 @@ class Exporter:
 
     def serve(self, listen_address: str, web_config_file: str | None = None) -> None:
         watcher = WebConfigWatcher(web_config_file) if web_config_file else None
-        app = make_app(self.registry, self.ready.is_set, self.sources, self.reload)
+        app = make_app(lambda: self.exposition, self.ready.is_set, self.sources, self.reload)
         server = self._server = serve(app, listen_address, watcher)
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self._on_signal)

@@ -10,9 +10,10 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from recmon import __version__
+from recmon.collector import Exposition
 from recmon.web.webconfig import WebConfigWatcher
 
 log = logging.getLogger("recmon.web")
@@ -21,19 +22,23 @@ Wsgi = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 def make_app(
-    registry: CollectorRegistry,
+    exposition: Callable[[], Exposition],
     ready: Callable[[], bool],
     sources: Callable[[], dict[str, str]],
     reload: Callable[[], str | None],
 ) -> Wsgi:
     """`sources` gives each source's name and redacted DSN, for the landing page; `reload`
     rereads the config and returns why it was rejected, or None."""
-    metrics = make_wsgi_app(registry)
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
         if path == "/metrics":
-            return metrics(environ, start_response)
+            current = exposition()
+            if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
+                return _reply(
+                    start_response, "200 OK", current.gzipped, CONTENT_TYPE_LATEST, gzipped=True
+                )
+            return _reply(start_response, "200 OK", current.text, CONTENT_TYPE_LATEST)
         if path == "/":
             landing = _landing_page(sources()).encode()
             return _reply(start_response, "200 OK", landing, "text/html; charset=utf-8")
@@ -63,10 +68,13 @@ def _reply(
     body: bytes,
     kind: str = "text/plain",
     allow: str | None = None,
+    gzipped: bool = False,
 ) -> list[bytes]:
     headers = [("Content-Type", kind), ("Content-Length", str(len(body)))]
     if allow is not None:
         headers.append(("Allow", allow))
+    if gzipped:
+        headers.append(("Content-Encoding", "gzip"))
     start_response(status, headers)
     return [body]
 
@@ -113,6 +121,9 @@ def protect(app: Wsgi, watcher: WebConfigWatcher) -> Wsgi:
 
 class _Server(ThreadingMixIn, WSGIServer):
     daemon_threads = True  # a slow scraper must not hold up shutdown
+    # socketserver's backlog of 5 drops connections when a few dozen scrapers (Prometheus
+    # replicas, federation, dashboards) connect at once; clients then wait seconds to retry.
+    request_queue_size = socket.SOMAXCONN
     watcher: WebConfigWatcher | None = None
 
     def handle_error(self, request: Any, client_address: Any) -> None:
