@@ -145,9 +145,11 @@ def test_invalid_rows_are_counted_and_left_out(samples: dict) -> None:
         ("recommendations", "unknown_item"): 1,
         ("recommendations", "duplicate_rank"): 1,
         ("recommendations", "future_timestamp"): 1,
+        ("recommendations", "invalid_score"): 0,
         ("interactions", "null_id"): 0,
         ("interactions", "negative_value"): 1,
         ("interactions", "future_timestamp"): 1,
+        ("interactions", "invalid_value"): 0,
     }
     # the valid rows of m still count: r1 and r2 with two items each
     assert (m(samples, "impressions"), m(samples, "recommendation_requests")) == (4, 2)

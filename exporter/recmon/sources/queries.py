@@ -47,8 +47,6 @@ def impressions(conn: Connection, t: SourceTables, start: datetime, end: datetim
         .where(ts >= start, ts <= end)
     )
     frame = _frame(conn, query)
-    frame["rank"] = pd.to_numeric(frame["rank"], errors="coerce")
-    frame["score"] = pd.to_numeric(frame["score"], errors="coerce").astype(float)
     frame["variant"] = frame["variant"].fillna("default")
     frame["created_at"] = utc_naive(frame["created_at"])
     return _dimensions(frame, t)
@@ -62,9 +60,7 @@ def events(
     query = select(*t.cols("interactions", *EVENT_COLUMNS)).where(
         ts >= start, ts <= end, t.col("interactions", "event_type").in_(list(event_types))
     )
-    frame = _frame(conn, query)
-    frame["value"] = pd.to_numeric(frame["value"], errors="coerce").astype(float)
-    return frame
+    return _frame(conn, query)
 
 
 def sessions(conn: Connection, t: SourceTables, start: datetime, end: datetime) -> pd.DataFrame:
