@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sqlite3
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from tests.support.stack import (
     receiver,
     wait_for,
 )
-from tests.test_serve import free_port, wait_until_ready
+from tests.test_serve import start_serve, wait_until_ready
 
 FAST = rules.Settings(
     alert_interval="1s",
@@ -66,20 +65,7 @@ def test_incident_pages_and_source_down_inhibits(tmp_path: Path) -> None:
         (tmp_path / "rules" / Path(name).name).parent.mkdir(exist_ok=True)
         (tmp_path / "rules" / Path(name).name).write_text(text)
 
-    port = free_port()
-    exporter = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "recmon",
-            "serve",
-            "--config.file",
-            str(config),
-            "--web.listen-address",
-            f"127.0.0.1:{port}",
-        ],
-        stderr=subprocess.DEVNULL,
-    )
+    exporter, port = start_serve(config, stderr=subprocess.DEVNULL)
     try:
         wait_until_ready(f"http://127.0.0.1:{port}")
         with receiver() as got:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from prometheus_client.samples import Sample
 
 from tests.support.databases import write_tables
 from tests.test_cli import recmon
-from tests.test_serve import free_port, wait_until_ready
+from tests.test_serve import start_serve, wait_until_ready
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -80,24 +79,7 @@ class Running:
 
 @contextmanager
 def running(config: Path, *flags: str, **request: Any) -> Iterator[Running]:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "recmon",
-            "serve",
-            "--config.file",
-            str(config),
-            "--web.listen-address",
-            f"127.0.0.1:{port}",
-            "--log.format",
-            "json",
-            *flags,
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process, port = start_serve(config, "--log.format", "json", *flags)
     served = Running(process, f"http://127.0.0.1:{port}", request)
 
     def read_logs() -> None:

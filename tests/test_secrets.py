@@ -14,7 +14,7 @@ import requests
 
 from tests.support.databases import server_url, write_tables
 from tests.test_cycle import TABLES
-from tests.test_serve import free_port, wait_until_ready
+from tests.test_serve import start_serve, wait_until_ready
 
 SECRET = "Pw-9f3Kq7-hunter2"
 
@@ -33,25 +33,9 @@ def run(config: Path, dsn: str, *args: str) -> str:
 
 def served(config: Path, dsn: str) -> str:
     """Everything `serve` says: its log and every HTTP answer, including a rejected reload."""
-    port = free_port()
+    env = {**os.environ, "RECMON_DSN": dsn}
+    process, port = start_serve(config, "--log.level", "debug", env=env)
     base = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "recmon",
-            "serve",
-            "--config.file",
-            str(config),
-            "--web.listen-address",
-            f"127.0.0.1:{port}",
-            "--log.level",
-            "debug",
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "RECMON_DSN": dsn},
-    )
     texts = []
     try:
         wait_until_ready(base, process)

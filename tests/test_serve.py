@@ -48,10 +48,9 @@ def wait_until_ready(
     pytest.fail(f"{base} not ready within 60 s")
 
 
-@contextmanager
-def serving(config: Path, *flags: str, scheme: str = "http", **request: Any) -> Iterator[str]:
-    """`recmon serve` in a subprocess on a free port; yields its base URL once it is ready and
-    checks that SIGTERM then shuts it down cleanly."""
+def start_serve(config: Path, *flags: str, **popen: Any) -> tuple[subprocess.Popen[str], int]:
+    """`recmon serve` in a subprocess on a free port (stderr piped unless `popen` says
+    otherwise); returns the process and the port."""
     port = free_port()
     process = subprocess.Popen(
         [
@@ -65,9 +64,17 @@ def serving(config: Path, *flags: str, scheme: str = "http", **request: Any) -> 
             f"127.0.0.1:{port}",
             *flags,
         ],
-        stderr=subprocess.PIPE,
         text=True,
+        **{"stderr": subprocess.PIPE, **popen},
     )
+    return process, port
+
+
+@contextmanager
+def serving(config: Path, *flags: str, scheme: str = "http", **request: Any) -> Iterator[str]:
+    """`recmon serve` in a subprocess on a free port; yields its base URL once it is ready and
+    checks that SIGTERM then shuts it down cleanly."""
+    process, port = start_serve(config, *flags)
     base = f"{scheme}://127.0.0.1:{port}"
     try:
         wait_until_ready(base, process, **request)
