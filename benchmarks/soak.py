@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -21,17 +19,12 @@ from pathlib import Path
 
 import numpy as np
 import requests
+from scrape import free_port, serve_recmon  # this directory: run as a script, like run.py's
 
 from recmon.simulate import simulate
 
 SCRAPERS = 50
 WARM_CYCLES = 5  # RSS is compared from here on: imports and first allocations are done
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _rss_mib(pid: int) -> float:
@@ -53,22 +46,9 @@ def soak(cycles: int, scrape_seconds: float, folder: Path) -> dict[str, float | 
     simulate(f"sqlite:///{database}", days=2, seed=1, end=datetime.now(UTC))
     config = folder / "recmon.yml"
     config.write_text(f"sources:\n  demo: {{dsn: 'sqlite:///{database}'}}\ninterval: 1s\n")
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "recmon",
-            "serve",
-            "--config.file",
-            str(config),
-            "--web.listen-address",
-            f"127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = serve_recmon(config, port)
     latencies: list[float] = []
     errors = 0
     stop = threading.Event()

@@ -12,7 +12,7 @@ import operator
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import Engine, MetaData, create_engine, insert, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -34,8 +34,7 @@ from recmon.sources.engine import (
     open_engine,
     unreachable,
 )
-from recmon.sources.schema import reference_metadata
-from tests.support.databases import server_url, write_tables
+from tests.support.databases import drop_tables, server_url, write_tables
 from tests.support.proxy import Mode, Proxy
 from tests.test_cycle import NOW, TABLES
 from tests.test_serve import free_port, wait_until_ready
@@ -56,36 +55,6 @@ def live_rows() -> dict[str, list[dict[str, Any]]]:
         else list(rows)
         for table, rows in TABLES.items()
     }
-
-
-def prefixed_tables(prefix: str) -> MetaData:
-    """The reference tables named `prefix`+name, so that concurrent runs on a shared server do
-    not meet."""
-    metadata = MetaData()
-    for table in reference_metadata().tables.values():
-        table.to_metadata(metadata, name=prefix + table.name)
-    return metadata
-
-
-def write_prefixed(url: str, prefix: str, rows: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
-    metadata = prefixed_tables(prefix)
-    engine = create_engine(url)
-    try:
-        metadata.drop_all(engine)
-        metadata.create_all(engine)
-        with engine.begin() as conn:
-            for table, table_rows in rows.items():
-                conn.execute(insert(metadata.tables[prefix + table]), list(table_rows))
-    finally:
-        engine.dispose()
-
-
-def drop_prefixed(url: str, prefix: str) -> None:
-    engine = create_engine(url)
-    try:
-        prefixed_tables(prefix).drop_all(engine)
-    finally:
-        engine.dispose()
 
 
 def server_sessions(engine: Engine, ports: set[int]) -> int:
@@ -204,7 +173,7 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
     url = server_url(request.param)
     prefix = f"proxy_{uuid.uuid4().hex[:8]}_"
     rows = live_rows()
-    write_prefixed(url, prefix, rows)
+    write_tables(url, rows, prefix)
     local = tmp_path / "local.db"
     write_tables(f"sqlite:///{local}", rows)
     proxy = Proxy(("127.0.0.1", UPSTREAM[request.param]))
@@ -236,7 +205,7 @@ query_timeout: {QUERY_TIMEOUT}s
         thread.join(DEADLINE + 5)
         proxy.close()
         server.dispose()
-        drop_prefixed(url, prefix)
+        drop_tables(url, prefix)
     assert not thread.is_alive(), "serve() did not return"
 
 

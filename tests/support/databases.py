@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import MetaData, create_engine, insert, text
 from sqlalchemy.exc import OperationalError
 
 from recmon.sources.schema import reference_metadata
@@ -37,9 +37,23 @@ def server_url(kind: str) -> str:
     return url
 
 
-def write_tables(url: str, rows: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
-    """Replace the reference tables at `url` with `rows` (table -> list of row dicts)."""
-    metadata = reference_metadata()
+def reference_tables(prefix: str = "") -> MetaData:
+    """The reference tables, each named `prefix` + its name, so that concurrent runs on a shared
+    server can keep apart."""
+    if not prefix:
+        return reference_metadata()
+    metadata = MetaData()
+    for table in reference_metadata().tables.values():
+        table.to_metadata(metadata, name=prefix + table.name)
+    return metadata
+
+
+def write_tables(
+    url: str, rows: Mapping[str, Sequence[Mapping[str, Any]]], prefix: str = ""
+) -> None:
+    """Replace the reference tables (named `prefix` + name) at `url` with `rows` (table -> list
+    of row dicts)."""
+    metadata = reference_tables(prefix)
     engine = create_engine(url)
     try:
         metadata.drop_all(engine)
@@ -47,6 +61,14 @@ def write_tables(url: str, rows: Mapping[str, Sequence[Mapping[str, Any]]]) -> N
         with engine.begin() as conn:
             for table, table_rows in rows.items():
                 if table_rows:
-                    conn.execute(insert(metadata.tables[table]), list(table_rows))
+                    conn.execute(insert(metadata.tables[prefix + table]), list(table_rows))
+    finally:
+        engine.dispose()
+
+
+def drop_tables(url: str, prefix: str = "") -> None:
+    engine = create_engine(url)
+    try:
+        reference_tables(prefix).drop_all(engine)
     finally:
         engine.dispose()
