@@ -3,7 +3,7 @@
 Counts cover the rows of the largest evaluated window; rows outside it are still cleaned, since
 they take part in attribution, but not counted, so each bad row is counted in one place. A score
 or value that is not a finite number (text, infinity) is counted too, but only that value is
-left out: the impression or event itself still counts.
+left out: the impression or event itself still counts. A row counts under one reason at most.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def clean_impressions(
 ) -> pd.DataFrame:
     missing_rank = frame["rank"].isna()
     frame = frame.assign(rank=pd.to_numeric(frame["rank"], errors="coerce"))
-    frame = _numbers(frame, "score", "recommendations", INVALID_SCORE, start, end, invalid)
+    frame, wrong_score = _finite(frame, "score")
     ids = frame[["request_id", "user_id", "item_id", "model", "ts"]].isna().any(axis=1)
     checks = [
         (NULL_ID, ids | missing_rank),
@@ -58,50 +58,48 @@ def clean_impressions(
             .reindex(frame.index),
         ),
     ]
-    return _drop(frame, "recommendations", checks, start, end, invalid).drop(columns="known_item")
+    kept = _drop(
+        frame, "recommendations", checks, (INVALID_SCORE, wrong_score), start, end, invalid
+    )
+    return kept.drop(columns="known_item")
 
 
 def clean_events(
     frame: pd.DataFrame, start: datetime, end: datetime, invalid: InvalidCounts
 ) -> pd.DataFrame:
-    frame = _numbers(frame, "value", "interactions", INVALID_VALUE, start, end, invalid)
+    frame, wrong_value = _finite(frame, "value")
     checks = [
         (NULL_ID, frame[["user_id", "item_id", "event_type", "ts"]].isna().any(axis=1)),
         (NEGATIVE_VALUE, frame["value"] < 0),
     ]
-    return _drop(frame, "interactions", checks, start, end, invalid)
+    return _drop(frame, "interactions", checks, (INVALID_VALUE, wrong_value), start, end, invalid)
 
 
-def _numbers(
-    frame: pd.DataFrame,
-    column: str,
-    table: str,
-    reason: str,
-    start: datetime,
-    end: datetime,
-    invalid: InvalidCounts,
-) -> pd.DataFrame:
-    """`column` as floats: a value that is not a finite number (a database without types can hold
-    text) is counted under `reason` and becomes null. NaN reads as null, as the drivers give it."""
+def _finite(frame: pd.DataFrame, column: str) -> tuple[pd.DataFrame, pd.Series]:
+    """`column` as floats, with a value that is not a finite number (a database without types can
+    hold text) made null; and which rows had one. NaN reads as null, as the drivers give it."""
     numbers = pd.to_numeric(frame[column], errors="coerce").astype(float)
-    bad = frame[column].notna() & (numbers.isna() | np.isinf(numbers))
-    in_window = (frame["ts"] >= start) & (frame["ts"] < end)
-    invalid[(table, reason)] += int((bad & in_window).sum())
-    return frame.assign(**{column: numbers.mask(bad)})
+    wrong = frame[column].notna() & (numbers.isna() | np.isinf(numbers))
+    return frame.assign(**{column: numbers.mask(wrong)}), wrong
 
 
 def _drop(
     frame: pd.DataFrame,
     table: str,
     checks: list[tuple[str, pd.Series]],
+    nulled: tuple[str, pd.Series],
     start: datetime,
     end: datetime,
     invalid: InvalidCounts,
 ) -> pd.DataFrame:
+    """Drop the rows that fail a check; count each under its first failed check, and the kept
+    rows whose value `nulled` made null under its reason (so every row counts once at most)."""
     in_window = (frame["ts"] >= start) & (frame["ts"] < end)
     bad = pd.Series(False, index=frame.index)
     for reason, failed in checks:
-        failed = failed.fillna(False).astype(bool) & ~bad  # a row counts under its first reason
+        failed = failed.fillna(False).astype(bool) & ~bad
         invalid[(table, reason)] += int((failed & in_window).sum())
         bad |= failed
+    reason, wrong = nulled
+    invalid[(table, reason)] += int((wrong & ~bad & in_window).sum())
     return frame[~bad].reset_index(drop=True)
