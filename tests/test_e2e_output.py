@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from datetime import datetime
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from recmon.simulate import simulate
+from tests.support.stack import binary
 
 FIXTURE = Path(__file__).parent / "fixtures" / "e2e-output.txt"
 END = datetime(2026, 11, 20, 12, 0)
@@ -65,10 +65,8 @@ CONTRACT_LINT = {
 
 
 def test_exposition_passes_promtool(exposition: str) -> None:
-    promtool = shutil.which("promtool")
-    assert promtool, "promtool is not installed: apt-get install prometheus"
     result = subprocess.run(
-        [promtool, "check", "metrics"],
+        [binary("promtool"), "check", "metrics"],
         input=exposition,
         capture_output=True,
         text=True,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import yaml
 
 from recmon.config import load_config
 from recmon.generate import generated
+from tests.support.stack import binary
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,26 +34,9 @@ def test_example_configs_load(monkeypatch: pytest.MonkeyPatch) -> None:
     assert demo.sources["demo"].dsn.get_secret_value() == "sqlite:///.demo/demo.db"
 
 
-def tool(name: str, *alternatives: str) -> str:
-    for candidate in (name, *alternatives):
-        if path := shutil.which(candidate):
-            return path
-    pytest.fail(f"{name} is not installed: apt-get install prometheus prometheus-alertmanager")
-
-
 def test_prometheus_config_is_valid() -> None:
     result = subprocess.run(
-        [tool("promtool"), "check", "config", str(ROOT / "prometheus" / "prometheus.yml")],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-def test_alertmanager_config_is_valid() -> None:
-    result = subprocess.run(
-        [tool("amtool"), "check-config", str(ROOT / "alertmanager" / "alertmanager.yml")],
+        [binary("promtool"), "check", "config", str(ROOT / "prometheus" / "prometheus.yml")],
         capture_output=True,
         text=True,
         check=False,

@@ -4,7 +4,6 @@ file per alert), the alert contract of SPEC.md read statically, and the generato
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 import yaml
 
 from recmon.catalogue import BY_NAME
+from tests.support.stack import binary
 
 REPO = Path(__file__).resolve().parents[1]
 RULES = REPO / "prometheus" / "rules"
@@ -40,11 +40,13 @@ ANNOTATIONS = {"summary", "description", "runbook_url", "dashboard_url"}
 
 
 def promtool(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    found = shutil.which("promtool")
-    if found is None:
-        pytest.fail("promtool is not installed: apt-get install prometheus")
     return subprocess.run(
-        [found, *args], cwd=cwd, capture_output=True, text=True, timeout=240, check=False
+        [binary("promtool"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
     )
 
 

@@ -4,9 +4,7 @@ Prometheus scraping recmon over both."""
 from __future__ import annotations
 
 import base64
-import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,8 +13,9 @@ import pytest
 import requests
 
 from recmon.web.webconfig import WebConfigWatcher
+from tests.support.stack import prometheus, wait_for
 from tests.test_cli import recmon
-from tests.test_serve import free_port, serving
+from tests.test_serve import serving
 
 
 def openssl(*args: str, cwd: Path) -> None:
@@ -105,8 +104,6 @@ def test_plain_http_to_the_tls_port_fails(secure: str) -> None:
 def test_prometheus_scrapes_with_tls_and_basic_auth(
     secure: str, certs: Path, tmp_path: Path
 ) -> None:
-    prometheus = shutil.which("prometheus")
-    assert prometheus, "prometheus is not installed: apt-get install prometheus"
     target = secure.removeprefix("https://")
     jobs = {"good": "s3cret", "bad": "wrong"}
     scrape = "".join(
@@ -120,33 +117,17 @@ def test_prometheus_scrapes_with_tls_and_basic_auth(
         for job, password in jobs.items()
     )
     (tmp_path / "prometheus.yml").write_text(f"scrape_configs:\n{scrape}")
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            prometheus,
-            f"--config.file={tmp_path / 'prometheus.yml'}",
-            f"--storage.tsdb.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        health: dict[str, dict] = {}
-        deadline = time.monotonic() + 60
-        while set(health) != set(jobs) or any(t["health"] == "unknown" for t in health.values()):
-            assert time.monotonic() < deadline, f"no scrape results: {health}"
-            time.sleep(0.5)
-            try:
-                answer = requests.get(f"http://127.0.0.1:{port}/api/v1/targets", timeout=2).json()
-            except requests.ConnectionError:
-                continue
-            health = {t["labels"]["job"]: t for t in answer["data"]["activeTargets"]}
-        assert health["good"]["health"] == "up", health["good"]["lastError"]
-        assert health["bad"]["health"] == "down" and "401" in health["bad"]["lastError"]
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+
+    def scraped(base: str) -> dict[str, dict] | None:
+        answer = requests.get(f"{base}/api/v1/targets", timeout=2).json()
+        health = {t["labels"]["job"]: t for t in answer["data"]["activeTargets"]}
+        done = set(health) == set(jobs) and all(t["health"] != "unknown" for t in health.values())
+        return health if done else None
+
+    with prometheus(tmp_path / "prometheus.yml", tmp_path) as base:
+        health = wait_for("scrape results", lambda: scraped(base))
+    assert health["good"]["health"] == "up", health["good"]["lastError"]
+    assert health["bad"]["health"] == "down" and "401" in health["bad"]["lastError"]
 
 
 def test_a_bad_web_config_stops_serve(tmp_path: Path) -> None:
