@@ -21,6 +21,16 @@ RANKED_LABELS: tuple[str, ...] = (*MODEL_LABELS, "k")
 Direction = Literal["drop", "spike"]
 Sensitivity = Literal["high", "medium", "low"]
 Unit = Literal["ratio", "seconds", "count", "score", "timestamp", "info"]
+_ACRONYMS = {
+    "ctr": "CTR",
+    "ndcg": "NDCG",
+    "map": "MAP",
+    "mrr": "MRR",
+    "auc": "AUC",
+    "psi": "PSI",
+    "rbo": "RBO",
+    "ab": "A/B",
+}
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,19 @@ class Metric:
     @property
     def full_name(self) -> str:
         return PREFIX + self.name
+
+    @property
+    def title(self) -> str:
+        """A short title for charts and reports: the name without the unit it ends with."""
+        name = self.name
+        for suffix in ("_timestamp_seconds", "_seconds", "_ratio"):  # the unit says it
+            if name.endswith(suffix):
+                name = name.removesuffix(suffix)
+                break
+        text = " ".join(_ACRONYMS.get(word, word) for word in name.split("_"))
+        text = text.replace(" at k", "@k")
+        text = text[0].upper() + text[1:]
+        return text + " age" if self.unit == "timestamp" else text
 
     def labels_with(self, dimensions: tuple[str, ...]) -> tuple[str, ...]:
         """The labels when the config declares extra dimensions: per-model metrics carry them

@@ -69,16 +69,6 @@ WATCHED_BY = {
     "cycle_errors": "RecmonExporterFailing",
     "model_training_data_end_timestamp_seconds": "RecmonModelStale",
 }
-_ACRONYMS = {
-    "ctr": "CTR",
-    "ndcg": "NDCG",
-    "map": "MAP",
-    "mrr": "MRR",
-    "auc": "AUC",
-    "psi": "PSI",
-    "rbo": "RBO",
-    "ab": "A/B",
-}
 Kind = Literal["timeseries", "stat", "table"]
 Steps = tuple[tuple[float | None, str], ...]
 GRID = 24  # Grafana's dashboard width; _SIZE is (width, height) per kind of panel
@@ -178,15 +168,7 @@ def thresholds(metric: Metric, s: Settings) -> Steps:
 
 
 def title(metric: Metric, variables: Sequence[str]) -> str:
-    name = metric.name
-    for suffix in ("_timestamp_seconds", "_seconds", "_ratio"):  # the unit says it
-        if name.endswith(suffix):
-            name = name.removesuffix(suffix)
-            break
-    text = " ".join(_ACRONYMS.get(word, word) for word in name.split("_"))
-    text = text.replace(" at k", "@$k" if "k" in variables else "@k")
-    text = text[0].upper() + text[1:]
-    return text + " age" if metric.unit == "timestamp" else text
+    return metric.title.replace("@k", "@$k") if "k" in variables else metric.title
 
 
 def _alerts(matchers: str = "") -> str:
