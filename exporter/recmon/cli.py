@@ -1,4 +1,4 @@
-"""The `recmon` command: serve, once, check-config, simulate, backfill."""
+"""The `recmon` command: serve, once, check-config, simulate, backfill, report."""
 
 from __future__ import annotations
 
@@ -103,6 +103,27 @@ def _parser() -> argparse.ArgumentParser:
         help="also backfill these recording rules (repeatable), e.g. the baselines",
     )
 
+    report = command(
+        "report",
+        _report,
+        "Write an HTML trend report of a past period, from the database or from a Prometheus.",
+    )
+    origin = report.add_mutually_exclusive_group(required=True)
+    origin.add_argument(
+        "--config.file", dest="config_file", metavar="FILE", help="compute from the database"
+    )
+    origin.add_argument("--prometheus", metavar="URL", help="read from this Prometheus")
+    report.add_argument("--from", dest="start", type=_timestamp, required=True, metavar="T1")
+    report.add_argument("--to", dest="end", type=_timestamp, required=True, metavar="T2")
+    report.add_argument(
+        "--step",
+        type=_duration,
+        default=parse_duration("1h"),
+        help="time between points (default 1h: a 30-day report is 720 cycles)",
+    )
+    report.add_argument("--window", help="the KPI window shown (default: the largest)")
+    report.add_argument("--out", type=Path, required=True, help="directory for report.html")
+
     simulate = command("simulate", _simulate, "Write a synthetic recommender's data.")
     simulate.add_argument(
         "--out", required=True, help="SQLite file, or any SQLAlchemy URL (tables are replaced)"
@@ -196,6 +217,30 @@ def _simulate(args: argparse.Namespace) -> int:
         "demo data written",
         extra={"out": redact(url), **{f"rows_{k}": v for k, v in summary.rows.items()}},
     )
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from recmon.report import ReportError, write_report
+    from recmon.report.database import DatabaseLoader
+    from recmon.report.prometheus import PrometheusLoader
+
+    def progress(done: int, total: int) -> None:
+        sys.stderr.write(f"\rreport: {done}/{total} cycles" + ("\n" if done == total else ""))
+
+    loader: DatabaseLoader | PrometheusLoader
+    try:
+        if args.prometheus:
+            loader = PrometheusLoader(args.prometheus, args.window)
+        else:
+            loader = DatabaseLoader(load_config(args.config_file), args.window, progress)
+        try:
+            path = write_report(loader, args.start, args.end, args.step, args.out)
+        finally:
+            loader.close()
+    except ReportError as exc:
+        raise UsageError(str(exc)) from None
+    logging.getLogger("recmon.report").info("report written", extra={"out": str(path)})
     return 0
 
 
