@@ -1,4 +1,4 @@
-"""The `recmon` command: serve, once, check-config, simulate, backfill, report."""
+"""The `recmon` command: serve, once, check-config, simulate, backfill, backtest, report."""
 
 from __future__ import annotations
 
@@ -145,6 +145,49 @@ def _parser() -> argparse.ArgumentParser:
         )
         for s in SCENARIOS.values()
     )
+
+    test = command(
+        "backtest",
+        _backtest,
+        "Evaluate the alert rules over simulated history with each scenario's incident.",
+    )
+    test.add_argument(
+        "--scenario",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="scenario to backtest (repeatable), or all (default)",
+    )
+    test.add_argument("--json", action="store_true", help="machine-readable output")
+    test.add_argument("--weeks", type=int, default=4, help="weeks of history behind the baselines")
+    test.add_argument("--seed", type=int, default=42)
+    test.add_argument("--end", type=_timestamp, help="end of the simulated data, ISO 8601")
+    test.add_argument("--step", type=_duration, default=parse_duration("5m"))
+    test.add_argument(
+        "--coarse-step",
+        type=_duration,
+        default=parse_duration("30m"),
+        help="step of the baselines' history and of the slow part of an incident",
+    )
+    test.add_argument(
+        "--clean", type=_duration, default=parse_duration("7d"), help="span of `none` evaluated"
+    )
+    test.add_argument(
+        "--horizon",
+        type=_duration,
+        default=parse_duration("3d12h"),
+        help="evaluate at most this long after an incident's start",
+    )
+    test.add_argument(
+        "--requests-per-hour", type=float, default=None, help="size of the simulated traffic"
+    )
+    test.add_argument(
+        "--settings", type=Path, metavar="FILE", help="rule generator settings to backtest (YAML)"
+    )
+    test.add_argument(
+        "--workdir", type=Path, metavar="DIR", help="keep the work files here, and reuse them"
+    )
+    test.add_argument("--jobs", type=int, default=1, help="processes simulating and backfilling")
     return parser
 
 
@@ -259,4 +302,36 @@ def _backfill(args: argparse.Namespace) -> int:
     logging.getLogger("recmon.backfill").info(
         "blocks written", extra={"out": str(args.out), "samples": written}
     )
+    return 0
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    from recmon import backtest
+    from recmon.generate.rules import Settings, load_settings
+    from recmon.simulate.world import REQUESTS_PER_HOUR
+
+    names = args.scenario or ["all"]
+    scenarios = list(SCENARIOS) if "all" in names else names
+    try:
+        settings = load_settings(args.settings) if args.settings else Settings()
+        options = backtest.Options(
+            scenarios=tuple(dict.fromkeys(scenarios)),
+            end=args.end or backtest.DEFAULT_END,
+            seed=args.seed,
+            weeks=args.weeks,
+            step=args.step,
+            coarse_step=args.coarse_step,
+            clean=args.clean,
+            horizon=args.horizon,
+            requests_per_hour=args.requests_per_hour or REQUESTS_PER_HOUR,
+            settings=settings,
+            workdir=args.workdir,
+            jobs=args.jobs,
+        )
+        result = backtest.run(options, lambda line: print(line, file=sys.stderr, flush=True))
+    except (OSError, TypeError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    reports = backtest.analyse(result)
+    out = backtest.to_json(result, reports) if args.json else backtest.table(result, reports)
+    sys.stdout.write(out if out.endswith("\n") else out + "\n")
     return 0

@@ -120,9 +120,14 @@ class _Grid:
 
 
 def generate(
-    seed: int, start: datetime, end: datetime, scenarios: Sequence[Scenario]
+    seed: int,
+    start: datetime,
+    end: datetime,
+    scenarios: Sequence[Scenario],
+    requests_per_hour: float = REQUESTS_PER_HOUR,
 ) -> dict[str, pd.DataFrame]:
-    """All five reference tables for [start, end), as DataFrames with the reference columns."""
+    """All five reference tables for [start, end), as DataFrames with the reference columns.
+    `requests_per_hour` (weekly average) sizes the traffic, organic events in proportion."""
     n_hours = int(np.ceil((end - start) / timedelta(hours=1)))
     span = (end - start).total_seconds()
     pop = _population(np.random.default_rng([seed, 0]), span)
@@ -138,7 +143,7 @@ def generate(
         clicks = []
         for a, arm in enumerate(ARMS):
             rng = np.random.default_rng([seed, 1, h, a])
-            lam = REQUESTS_PER_HOUR * arm.share * traffic_season[h] * grid.traffic[a, h]
+            lam = requests_per_hour * arm.share * traffic_season[h] * grid.traffic[a, h]
             # At least one request whenever the arm is meant to be live: every model every hour.
             n = max(int(rng.poisson(lam)), 1 if lam >= 1 else 0)
             if n:
@@ -166,6 +171,7 @@ def generate(
                 available,
                 recommended,
                 traffic_season[h] * ctr_season[h] * grid.ctr[ORGANIC, h] * grid.traffic[ORGANIC, h],
+                requests_per_hour,
             )
         )
         events.append(_follow_ons(_concat(clicks), rng, grid))
@@ -344,9 +350,10 @@ def _organic(
     available: np.ndarray,
     recommended: set[int],
     factor: float,
+    requests_per_hour: float,
 ) -> dict[str, np.ndarray]:
     """Clicks on items never recommended to the user (search, browsing): no request behind them."""
-    n = int(rng.poisson(ORGANIC_CLICKS_PER_REQUEST * REQUESTS_PER_HOUR * factor))
+    n = int(rng.poisson(ORGANIC_CLICKS_PER_REQUEST * requests_per_hour * factor))
     users = rng.choice(N_USERS, n, p=pop.activity)
     weight = np.exp(pop.log_popularity) * available
     items = rng.choice(len(pop.item_ids), n, p=weight / weight.sum())
