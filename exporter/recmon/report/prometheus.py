@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -72,7 +73,8 @@ class PrometheusLoader:
                 f"min_over_time(ALERTS_FOR_STATE{{{_ALERTS}}}[{step}s])", times
             )
         }
-        end = unix(times[-1])
+        # The last evaluation with data: a period that ends in the future ends now.
+        latest = min(unix(times[-1]), time.time())
         alerts = []
         for labels, points in firing:
             identity = _identity(labels, drop={"__name__", "alertstate"})
@@ -82,7 +84,14 @@ class PrometheusLoader:
             for first, last in _runs([t for t, _ in points], step):
                 start = min(since.get(first, first), first)
                 alerts.append(
-                    Alert(name, severity, tuple(sorted(rest.items())), start, last, last >= end)
+                    Alert(
+                        name,
+                        severity,
+                        tuple(sorted(rest.items())),
+                        start,
+                        last,
+                        last + step > latest,
+                    )
                 )
         return sorted(alerts, key=lambda a: (a.start, a.name, a.labels))
 
