@@ -7,15 +7,17 @@ cd "$(dirname "$0")/.."
 
 have_servers() {
   command -v promtool >/dev/null \
-    && { command -v alertmanager >/dev/null || command -v prometheus-alertmanager >/dev/null; }
+    && { command -v alertmanager >/dev/null || command -v prometheus-alertmanager >/dev/null; } \
+    && command -v chromium >/dev/null  # renders the report (tests/test_report.py)
 }
 
 if ! have_servers; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus prometheus-alertmanager >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus prometheus-alertmanager \
+      chromium >/dev/null
   else
-    echo "scripts/test.sh: install prometheus and prometheus-alertmanager (promtool, alertmanager)" >&2
+    echo "scripts/test.sh: install prometheus, prometheus-alertmanager and chromium" >&2
     exit 1
   fi
 fi
