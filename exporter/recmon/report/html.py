@@ -158,10 +158,11 @@ class Page:
             for a in h.alerts:
                 about = ", ".join(f"{n}={v}" for n, v in a.labels)
                 last = "still firing" if a.ongoing else _time(a.end)
+                lasted = units.duration(a.end - a.start) + (" so far" if a.ongoing else "")
                 parts.append(
                     f"<tr><td>{escape(a.name)}</td><td class='sev {escape(a.severity)}'>"
                     f"{escape(a.severity)}</td><td>{escape(about)}</td><td>{_time(a.start)}</td>"
-                    f"<td>{last}</td><td class=num>{units.duration(a.end - a.start)}</td></tr>"
+                    f"<td>{last}</td><td class=num>{lasted}</td></tr>"
                 )
             parts.append("</tbody></table>")
         parts.append("</section>")

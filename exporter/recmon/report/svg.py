@@ -12,13 +12,26 @@ from recmon.catalogue import Unit
 from recmon.report import units
 from recmon.report.history import Band, Point
 
-# Okabe-Ito: told apart with the common colour vision deficiencies.
-# Yellow, hard to see on white, comes last.
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#000000", "#F0E442")
+# Told apart with the common colour vision deficiencies.
+# Okabe-Ito but its yellow, which is hard to see on white (grey instead).
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#000000", "#8A8A8A")
 WIDTH, HEIGHT = 520, 190
 LEFT, RIGHT, TOP, BOTTOM = 64, 22, 10, 24
 _P = TypeVar("_P", Point, Band)
-_TICKS = (3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 2 * 86400, 7 * 86400, 14 * 86400)
+_TICKS = (
+    300,
+    600,
+    900,
+    1800,
+    3600,
+    3 * 3600,
+    6 * 3600,
+    12 * 3600,
+    86400,
+    2 * 86400,
+    7 * 86400,
+    14 * 86400,
+)
 
 
 @dataclass(frozen=True)
@@ -103,7 +116,7 @@ def _y_range(values: list[float]) -> tuple[float, float]:
     low, high = min(values), max(values)
     if low == high:
         pad = abs(low) * 0.1 or 1.0
-        return low - pad, high + pad
+        return (low - pad if low - pad >= 0 or low < 0 else 0.0), high + pad
     pad = (high - low) * 0.08
     # Do not dip below zero for quantities that cannot be negative.
     return (max(low - pad, 0.0) if low >= 0 else low - pad), high + pad

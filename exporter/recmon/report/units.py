@@ -23,7 +23,9 @@ def duration(seconds: float) -> str:
     for size, suffix in ((86400, "d"), (3600, "h"), (60, "min")):
         if abs(seconds) >= 2 * size:
             return f"{seconds / size:.1f} {suffix}"
-    return f"{seconds:.0f} s"
+    return (
+        f"{seconds:.0f} s" if abs(seconds) >= 10 or seconds == int(seconds) else f"{seconds:.1f} s"
+    )
 
 
 def change(v: float | None) -> str:
