@@ -58,11 +58,15 @@ def chart(lines: list[Line], start: float, end: float, step: float, unit: Unit, 
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
         f'role="img" aria-label="{escape(title)}">'
     ]
-    for v in _nice_ticks(low, high):
+    # Durations tick in round hours (or days, minutes) rather than round seconds.
+    size, suffix = units.duration_scale(max(abs(low), abs(high))) if unit == "seconds" else (1, "")
+    for tick in _nice_ticks(low / size, high / size):
+        v = tick * size
+        label = f"{tick:g} {suffix}" if unit == "seconds" else units.value(v, unit)
         parts.append(
             f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
             f'class="grid"/><text x="{LEFT - 6}" y="{y(v) + 4:.1f}" class="ylabel">'
-            f"{escape(units.value(v, unit))}</text>"
+            f"{escape(label)}</text>"
         )
     for t, label in _time_ticks(start, end):
         parts.append(

@@ -19,10 +19,18 @@ def value(v: float | None, unit: Unit) -> str:
     return f"{v:.3g}"
 
 
+_DURATIONS = ((86400, "d"), (3600, "h"), (60, "min"), (1, "s"))
+
+
+def duration_scale(seconds: float) -> tuple[int, str]:
+    """The unit a duration reads best in: days from two days on, then hours, minutes."""
+    return next(((n, u) for n, u in _DURATIONS if abs(seconds) >= 2 * n), _DURATIONS[-1])
+
+
 def duration(seconds: float) -> str:
-    for size, suffix in ((86400, "d"), (3600, "h"), (60, "min")):
-        if abs(seconds) >= 2 * size:
-            return f"{seconds / size:.1f} {suffix}"
+    size, suffix = duration_scale(seconds)
+    if size > 1:
+        return f"{seconds / size:.1f} {suffix}"
     return (
         f"{seconds:.0f} s" if abs(seconds) >= 10 or seconds == int(seconds) else f"{seconds:.1f} s"
     )
