@@ -130,7 +130,11 @@ class PrometheusLoader:
     def _get(self, path: str, params: dict[str, Any]) -> Any:
         try:
             answer = self.session.get(self.url + path, params=params, timeout=self.timeout)
-        except requests.RequestException as exc:
+        except requests.Timeout:
+            raise ReportError(f"{self.origin} did not answer within {self.timeout:g} s") from None
+        except requests.ConnectionError:
+            raise ReportError(f"cannot connect to {self.origin}") from None
+        except requests.RequestException as exc:  # the URL itself is wrong
             raise ReportError(f"cannot query {self.origin}: {exc}") from None
         try:
             body = answer.json()
