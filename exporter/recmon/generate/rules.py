@@ -78,8 +78,8 @@ class Settings:
     model_stale_for: str = "30m"
     min_anomalous_hours: int = 2  # one quiet hour happens by chance; outages last longer
     anomalous_data_for: str = "5m"
-    max_data_age: str = "15m"
-    data_stale_for: str = "5m"
+    max_data_age: str = "10m"  # backtest: a pipeline stall pages 13-14 minutes in
+    data_stale_for: str = "3m"
     source_down_for: str = "5m"
     exporter_down_for: str = "5m"
     exporter_stuck_after: str = "10m"
