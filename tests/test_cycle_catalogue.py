@@ -228,4 +228,4 @@ def test_freshness_ignores_future_rows(samples: dict) -> None:
     assert newest("recommendations") == at("10:40").replace(tzinfo=UTC).timestamp()
     assert newest("interactions") == at("10:25").replace(tzinfo=UTC).timestamp()
     durations = {labels[1] for (metric, labels) in samples if metric == "query_duration_seconds"}
-    assert {"impressions", "events", "event_counts", "models", "training_hours"} <= durations
+    assert {"impressions", "events", "event_minutes", "models", "training_hours"} <= durations

@@ -21,9 +21,11 @@ from recmon.catalogue import BY_NAME, HEALTH
 from recmon.config import Config
 from recmon.custom import CustomMetricError
 from recmon.evaluation import Sample, evaluate
+from recmon.incremental.buckets import floor
+from recmon.incremental.store import MinuteStore
 from recmon.sources.check import Schema, inspect_schema
 from recmon.sources.engine import SourceError, connect, describe, open_engine, unreachable
-from recmon.sources.reader import HourlyCache, read
+from recmon.sources.reader import HourlyCache, Timer, read
 from recmon.sources.tables import SourceTables
 from recmon.span import Span
 
@@ -43,6 +45,7 @@ class SourceHealth:
     duration: float = 0.0
     schema: Schema | None = None  # checked once per connection state
     hourly: HourlyCache = field(default_factory=dict)
+    store: MinuteStore | None = None  # incremental state, kept while the schema holds
     custom_problems: dict[str, str | None] = field(default_factory=dict)  # metric -> last error
 
 
@@ -76,7 +79,9 @@ class Cycle:
         self.capping = previous.capping
 
     def run(self, now: datetime | None = None) -> list[Sample]:
-        now = now or utc_now()  # one evaluation time for every source of the cycle
+        # One evaluation time for every source of the cycle, on the engine's minute grid: the
+        # KPIs are those of the last whole minute.
+        now = floor(now or utc_now())
         samples: list[Sample] = []
         for name in self.config.sources:
             samples.extend(self._source(name, now))
@@ -158,8 +163,14 @@ class Cycle:
                 if schema.problems:
                     raise SourceError("; ".join(message for _, message in schema.problems))
                 health.schema = schema
-            data = read(conn, tables, config, span, health.schema.optional, health.hourly)
-        return evaluate(config, name, span, data)
+                sessions = "interactions.session_id" in schema.optional
+                if health.store is None or health.store.summarizer.sessions != sessions:
+                    health.store = MinuteStore(config, tables, sessions)
+            timed = Timer()
+            data = read(conn, tables, config, span, health.schema.optional, health.hourly, timed)
+            assert health.store is not None  # made with the schema
+            health.store.update(conn, span, timed)
+        return evaluate(config, name, span, health.store, data)
 
     def _custom(self, name: str, now: datetime, lost: str | None) -> list[Sample]:
         """Each custom metric on its own connection: one failing query leaves the rest alone."""

@@ -1,8 +1,8 @@
-"""One source's KPIs at `now` from what its queries read (SPEC, "KPI definitions").
+"""One source's KPIs at `now` from the incremental engine's windows (SPEC, "KPI definitions").
 
-Pure: frames in, samples out. The evaluated impressions of window W have ts in
-[now - delay - W, now - delay); newer impressions (up to the attribution horizon) are read too,
-because last touch lets them take credit away from older ones.
+The evaluated impressions of window W have ts in [now - delay - W, now - delay); the engine
+holds their per-minute sums (see recmon.incremental), and this module turns a window's sums into
+the KPI values of each (model, variant) pair and the samples that carry them.
 """
 
 from __future__ import annotations
@@ -10,25 +10,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import numpy as np
 import pandas as pd
 
 from recmon.config import Config
+from recmon.incremental.buckets import bin_edges
+from recmon.incremental.partial import Group, fields
+from recmon.incremental.store import MinuteStore
+from recmon.incremental.window import Window, merged, scores_of
 from recmon.kpis import ab
-from recmon.kpis.attribution import attribute
-from recmon.kpis.catalog import catalog_health
-from recmon.kpis.classification import classification_metrics
-from recmon.kpis.comparison import compare
-from recmon.kpis.drift import psi
-from recmon.kpis.engagement import engagement
+from recmon.kpis.catalog import gini
+from recmon.kpis.classification import auc_from_histogram
+from recmon.kpis.comparison import COMPARISON_METRICS, means
+from recmon.kpis.drift import psi_from_histogram
+from recmon.kpis.engagement import ratio
 from recmon.kpis.lifecycle import anomalous_hours
 from recmon.kpis.ranking import METRICS as RANKING_METRICS
-from recmon.kpis.ranking import relevant_items, request_metrics
-from recmon.sources.reader import Lifecycle, SourceData
+from recmon.sources.reader import CycleData, Lifecycle
 from recmon.sources.validate import REASONS
 from recmon.span import Span
 
-Group = tuple[str, ...]  # (model, variant, *dimension values)
 OTHER = "other"
+BIN_EDGES = bin_edges()
 
 
 @dataclass(frozen=True)
@@ -38,70 +41,78 @@ class Sample:
     value: float
 
 
-def role_events(config: Config, events: pd.DataFrame) -> pd.DataFrame:
-    """One row per (event, role) its event type maps to."""
-    mapping = pd.DataFrame(
-        [(t, role) for role, types in config.events.items() for t in types],
-        columns=["event_type", "role"],
-    )
-    return events.merge(mapping, on="event_type")
-
-
-def evaluate(config: Config, source: str, span: Span, data: SourceData) -> list[Sample]:
+def evaluate(
+    config: Config, source: str, span: Span, store: MinuteStore, data: CycleData
+) -> list[Sample]:
     """Every KPI of the source: per model, variant and window, then per window, then per source."""
-    roles = role_events(config, data.events)
-    impressions, reference = data.impressions.copy(), data.reference.copy()
-    attributed = attribute(impressions, roles, config.attribution_window)
-    labelled = pd.concat([impressions, attributed], axis=1)
-    labelled = labelled[(labelled["ts"] >= span.start) & (labelled["ts"] < span.end)].copy()
-    folded = _fold(config, labelled, [impressions, labelled, reference])
-    positives = roles.loc[roles["role"].isin(config.positive_events), ["user_id", "item_id", "ts"]]
-    keys = ["model", "variant", *config.dimensions]
-    pairs: list[Group] = sorted(set(labelled[keys].itertuples(index=False, name=None)))
-    offset = config.drift.reference_offset
+    largest = store.windows[config.largest_window.label]
+    folded, fold = _fold(config, largest)
+    pairs = sorted({fold[g] for g, v in largest.sums.items() if v[0] > 0})
     samples = [Sample("dimension_values_folded", (source, d), n) for d, n in folded.items()]
-    served = _by_group(impressions, keys) if data.sessions is not None else {}
     for window in config.windows:
-        since = span.end - window.length
-        shown = labelled[labelled["ts"] >= since]
-        past = reference[reference["ts"] >= since - offset]
-        sessions = None
-        if data.sessions is not None:
-            started = data.sessions["first"]
-            sessions = data.sessions[(started >= since) & (started < span.end)]
-        ranking = _ranking(config, shown, positives, keys)
-        groups = _by_group(shown, keys)
-        reference_groups = _by_group(past, keys)
+        state, reference = store.windows[window.label], store.references[window.label]
+        members: dict[Group, list[Group]] = {}
+        for group in state.sums.keys() | reference.scored.keys():
+            members.setdefault(fold.get(group, group), []).append(group)
         per_pair: dict[Group, dict[str, float | None]] = {}
         for pair in pairs:
-            rows = groups.get(pair, shown.iloc[:0])
-            values = per_pair[pair] = _pair_values(config, rows, data.catalog_size)
-            values["score_psi"] = psi(
-                reference_groups[pair]["score"].to_numpy() if pair in reference_groups else [],
-                rows["score"].to_numpy(),
-            )
-            if sessions is not None:
-                values["session_duration_seconds"] = _session_duration(
-                    sessions, served.get(pair, impressions.iloc[:0])
-                )
+            raw = members.get(pair, [])
+            values = per_pair[pair] = _pair_values(config, state, reference, raw, data)
             labels = (source, *pair[:2], window.label, *pair[2:])
             samples.extend(_samples(values, labels))
-            samples.extend(_ranking_samples(config, labels, ranking.get(pair)))
-        samples.extend(_comparisons(config, source, window.label, shown))
+            samples.extend(_ranking_samples(config, labels, state, raw))
+        samples.extend(_comparisons(config, source, window.label, state))
         samples.extend(_experiments(config, source, window.label, per_pair))
     if data.lifecycle is not None:
         samples.extend(_lifecycle(config, source, span.now, data.lifecycle))
-    return samples + _fast_signal(config, source, data.event_counts) + _quality(source, data)
+    samples += _fast_signal(config, source, store.event_counts(span))
+    return samples + _quality(source, data, largest)
 
 
-def _pair_values(config: Config, rows: pd.DataFrame, catalog_size: int) -> dict[str, float | None]:
-    values: dict[str, float | None] = dict(engagement(rows))
-    values.update(
-        classification_metrics(
-            rows["score"].to_numpy(), rows["clicked"].to_numpy(), config.classification.threshold
-        )
+def _sums(config: Config, state: Window, raw: list[Group]) -> dict[str, float]:
+    names = fields(config.k)
+    total = np.zeros(len(names))
+    for group in raw:
+        if group in state.sums:
+            total += state.sums[group]
+    return dict(zip(names, total.tolist(), strict=True))
+
+
+def _pair_values(
+    config: Config, state: Window, reference: Window, raw: list[Group], data: CycleData
+) -> dict[str, float | None]:
+    f = _sums(config, state, raw)
+    shown, clicks, conversions = f["impressions"], f["clicks"], f["conversions"]
+    scored, clicked = (
+        scores_of(getattr(state, t).get(g) for g in raw) for t in ("scored", "clicked")
     )
-    values.update(catalog_health(rows, catalog_size, config.new_item_age))
+    items = merged(state.items.get(g) for g in raw)
+    values: dict[str, float | None] = {
+        "recommendation_requests": f["requests"],
+        "impressions": shown,
+        "clicks": clicks,
+        "conversions": conversions,
+        "ctr_ratio": ratio(clicks, shown),
+        "conversion_ratio": ratio(conversions, shown),
+        "click_conversion_ratio": ratio(conversions, clicks),
+        "watch_time_seconds": f["watch_seconds"],
+        "active_users": float(np.count_nonzero(merged(state.users.get(g) for g in raw))),
+        "auc": auc_from_histogram(scored, clicked),
+        # log loss needs every score to be a probability
+        "log_loss": ratio(f["log_loss"], f["scored"]) if not f["out_of_range"] else None,
+        "classification_accuracy": ratio(f["correct"], f["scored"]),
+        "classification_precision": ratio(f["true_positives"], f["predicted"]),
+        "classification_recall": ratio(f["true_positives"], f["positives"]),
+        "catalog_coverage_ratio": ratio(float(np.count_nonzero(items)), data.catalog_size),
+        "new_item_share_ratio": ratio(f["new_items"], shown),
+        "recommended_item_age_seconds": ratio(f["age_seconds"], f["aged"]),
+        "gini_index": gini(items[items > 0]),
+        "score_psi": psi_from_histogram(
+            scores_of(reference.scored.get(g) for g in raw), scored, BIN_EDGES
+        ),
+    }
+    if data.sessions:
+        values["session_duration_seconds"] = ratio(f["session_seconds"], f["sessions"])
     return values
 
 
@@ -109,89 +120,63 @@ def _samples(values: dict[str, float | None], labels: tuple[str, ...]) -> list[S
     return [Sample(name, labels, float(v)) for name, v in values.items() if v is not None]
 
 
-def _by_group(frame: pd.DataFrame, keys: list[str]) -> dict[Group, pd.DataFrame]:
-    return dict(list(frame.groupby(keys)))  # type: ignore[arg-type]
-
-
-def _fold(config: Config, basis: pd.DataFrame, frames: list[pd.DataFrame]) -> dict[str, int]:
-    """Cardinality guard: per dimension, keep the max_dimension_values values shown most in
-    `basis` and rename the rest to "other" in every frame; return how many were folded."""
-    folded = {}
-    for dimension in config.dimensions:
-        counts = basis[dimension].value_counts()
-        ordered = sorted(counts.index, key=lambda value: (-counts[value], value))
-        kept = set(ordered[: config.max_dimension_values])
-        folded[dimension] = len(ordered) - len(kept)
-        for frame in frames:
-            frame[dimension] = frame[dimension].where(frame[dimension].isin(kept), OTHER)
-    return folded
-
-
-def _ranking(
-    config: Config, shown: pd.DataFrame, positives: pd.DataFrame, keys: list[str]
-) -> dict[Group, pd.DataFrame]:
-    """Per-request ranking metrics of the window, split by group."""
-    requests = shown.groupby("request_id", as_index=False).agg(
-        user_id=("user_id", "first"),
-        ts=("ts", "min"),
-        **{key: (key, "first") for key in keys},
-    )
-    relevant = relevant_items(requests, positives, config.attribution_window)
-    per_request = request_metrics(shown[["request_id", "item_id", "rank"]], relevant, config.k)
-    owner = requests.set_index("request_id").loc[per_request.index, keys]
-    return {
-        group: frame.drop(columns=keys)
-        for group, frame in _by_group(per_request.join(owner), keys).items()
+def _fold(config: Config, largest: Window) -> tuple[dict[str, int], dict[Group, Group]]:
+    """Cardinality guard: per dimension, keep the max_dimension_values values shown most in the
+    largest window and read the rest as "other"; how many were folded, and each group's fold."""
+    shown: dict[str, dict[str, float]] = {d: {} for d in config.dimensions}
+    for group, sums in largest.sums.items():
+        for dimension, value in zip(config.dimensions, group[2:], strict=True):
+            if sums[0] > 0:
+                shown[dimension][value] = shown[dimension].get(value, 0.0) + sums[0]
+    kept, folded = [], {}
+    for dimension, counts in shown.items():
+        ordered = sorted(counts, key=lambda value: (-counts[value], value))
+        kept.append(set(ordered[: config.max_dimension_values]))
+        folded[dimension] = len(ordered) - len(kept[-1])
+    groups = largest.sums.keys() | largest.scored.keys()
+    fold = {
+        g: (*g[:2], *(v if v in k else OTHER for v, k in zip(g[2:], kept, strict=True)))
+        for g in groups
     }
+    return folded, fold
 
 
 def _ranking_samples(
-    config: Config, labels: tuple[str, ...], ranking: pd.DataFrame | None
+    config: Config, labels: tuple[str, ...], state: Window, raw: list[Group]
 ) -> list[Sample]:
-    evaluated = 0 if ranking is None else len(ranking)
-    samples = [Sample("evaluated_requests", labels, float(evaluated))]
-    if ranking is not None and evaluated:
-        means = ranking.mean()
+    f = _sums(config, state, raw)
+    evaluated = f["evaluated"]
+    samples = [Sample("evaluated_requests", labels, evaluated)]
+    if evaluated:
         samples.extend(
-            Sample(f"{metric}_at_k", (*labels, str(k)), float(means[f"{metric}@{k}"]))
+            Sample(f"{metric}_at_k", (*labels, str(k)), f[f"{metric}@{k}"] / evaluated)
             for metric in RANKING_METRICS
             for k in config.k
         )
     return samples
 
 
-def _session_duration(sessions: pd.DataFrame, served: pd.DataFrame) -> float | None:
-    """Mean last - first of the sessions during which the pair served the session's user."""
-    joined = sessions.merge(served[["user_id", "ts"]], on="user_id")
-    during = joined[(joined["ts"] >= joined["first"]) & (joined["ts"] <= joined["last"])]
-    kept = during.drop_duplicates(["session_id", "user_id"])
-    if kept.empty:
-        return None
-    return float((kept["last"] - kept["first"]).dt.total_seconds().mean())
-
-
-def _comparisons(config: Config, source: str, window: str, shown: pd.DataFrame) -> list[Sample]:
+def _comparisons(config: Config, source: str, window: str, state: Window) -> list[Sample]:
     samples = []
-    for pair in config.comparisons:
+    for i, pair in enumerate(config.comparisons):
         labels = (source, pair.baseline, pair.candidate, window)
-        result = compare(
-            shown[shown["model"] == pair.baseline],
-            shown[shown["model"] == pair.candidate],
-            config.k,
-        )
-        samples.append(Sample("comparison_users", labels, float(result["users"] or 0)))
-        samples.append(
-            Sample("comparison_unique_items", labels, float(result["unique_items"] or 0))
-        )
+        models = {
+            model: merged(t for g, t in state.items.items() if g[0] == model)
+            for model in (pair.baseline, pair.candidate)
+        }
+        base, cand = models[pair.baseline], models[pair.candidate]
+        base = np.pad(base, (0, max(0, len(cand) - len(base))))[: len(cand)]
+        unique = int(np.count_nonzero((cand > 0) & (base == 0)))
+        users = len(state.scores_by_user[i])
+        result = means(users, unique, state.score_sums[i], config.k)
+        samples.append(Sample("comparison_users", labels, float(users)))
+        samples.append(Sample("comparison_unique_items", labels, float(unique)))
         for k in config.k:
-            for metric, key in (
-                ("overlap_at_k", "overlap"),
-                ("jaccard_at_k", "jaccard"),
-                ("rbo", "rbo"),
-            ):
-                value = result[f"{key}@{k}"]
+            for metric in COMPARISON_METRICS:
+                value = result[f"{metric}@{k}"]
+                name = "rbo" if metric == "rbo" else f"{metric}_at_k"
                 if value is not None:
-                    samples.append(Sample(f"comparison_{metric}", (*labels, str(k)), value))
+                    samples.append(Sample(f"comparison_{name}", (*labels, str(k)), value))
     return samples
 
 
@@ -264,6 +249,10 @@ def _lifecycle(config: Config, source: str, now: datetime, life: Lifecycle) -> l
     return samples
 
 
+def _epoch(value: datetime) -> float:
+    return value.replace(tzinfo=UTC).timestamp()
+
+
 def _fast_signal(config: Config, source: str, counts: dict[str, list[int]]) -> list[Sample]:
     """recmon_interaction_events per role and window from per-event-type counts."""
     samples = []
@@ -274,14 +263,15 @@ def _fast_signal(config: Config, source: str, counts: dict[str, list[int]]) -> l
     return samples
 
 
-def _quality(source: str, data: SourceData) -> list[Sample]:
+def _quality(source: str, data: CycleData, largest: Window) -> list[Sample]:
     samples = [
         Sample("last_event_timestamp_seconds", (source, table), _epoch(newest))
         for table, newest in data.newest.items()
         if newest is not None
     ]
+    invalid = largest.invalid + data.future
     samples.extend(
-        Sample("invalid_rows", (source, table, reason), float(data.invalid[(table, reason)]))
+        Sample("invalid_rows", (source, table, reason), float(invalid[(table, reason)]))
         for table, reasons in REASONS.items()
         for reason in reasons
     )
@@ -290,7 +280,3 @@ def _quality(source: str, data: SourceData) -> list[Sample]:
         for query, seconds in data.durations.items()
     )
     return samples
-
-
-def _epoch(value: datetime) -> float:
-    return value.replace(tzinfo=UTC).timestamp()

@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -35,6 +36,18 @@ def _duration(value: object) -> timedelta:
 
 
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+def _whole_minutes(value: timedelta | None) -> timedelta | None:
+    # the incremental engine sums impressions per minute, so windows fall on minute boundaries
+    if value is not None and value % timedelta(minutes=1):
+        raise ValueError(
+            f"{value.total_seconds():g}s is not a whole number of minutes (KPIs are per minute)"
+        )
+    return value
+
+
+Minutes = Annotated[Duration, AfterValidator(_whole_minutes)]
 
 
 class Strict(BaseModel):
@@ -110,7 +123,7 @@ class AB(Strict):
 
 class Drift(Strict):
     # The reference period of window W is [end - W, end) shifted back by this much.
-    reference_offset: Duration = timedelta(days=7)
+    reference_offset: Minutes = timedelta(days=7)
 
 
 class Pollution(Strict):
@@ -151,7 +164,7 @@ class Config(Strict):
     k: list[Annotated[int, Field(ge=1, le=1000)]] = Field(default_factory=lambda: [5, 10])
     attribution_window: Duration = timedelta(hours=1)
     # label maturity; None means attribution_window
-    delay: Duration | None = None
+    delay: Minutes | None = None
     new_item_age: Duration = timedelta(days=7)
     events: dict[Role, list[str]] = Field(default_factory=lambda: {role: [role] for role in ROLES})
     positive_events: list[Role] = Field(default_factory=lambda: ["click", "conversion"])
@@ -185,6 +198,8 @@ class Config(Strict):
         labels = [w.label for w in windows]
         if len(set(labels)) != len(labels):
             raise ValueError(f"windows repeat: {labels}")
+        for window in windows:
+            _whole_minutes(window.length)
         return windows
 
     @field_validator("dimensions")

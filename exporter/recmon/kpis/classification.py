@@ -48,3 +48,15 @@ def classification_metrics(
     if positives:
         result["classification_recall"] = tp / positives
     return result
+
+
+def auc_from_histogram(scored: np.ndarray, clicked: np.ndarray) -> float | None:
+    """AUC from impressions and clicks per score bin, bins in score order: a pair of a click
+    and a non-click in one bin counts as a tie (half a win), so the error is at most half the
+    share of such pairs (tests/kpis/test_classification.py bounds it)."""
+    negatives = scored - clicked
+    p, n = int(clicked.sum()), int(negatives.sum())
+    if p == 0 or n == 0:
+        return None
+    below = np.cumsum(negatives) - negatives
+    return float((clicked * (below + 0.5 * negatives)).sum() / (p * n))

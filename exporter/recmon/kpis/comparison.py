@@ -65,6 +65,28 @@ def rbo(a: Sequence[str], b: Sequence[str], k: int, p: float = RBO_P) -> float:
     return float((1 - p) / p * weighted + ((x_l - x_s) / long_ + x_s / short) * p**long_)
 
 
+COMPARISON_METRICS = ("overlap", "jaccard", "rbo")
+
+
+def user_scores(
+    a: tuple[Sequence, Sequence[float]], b: tuple[Sequence, Sequence[float]], ks: Sequence[int]
+) -> np.ndarray:
+    """One user's overlap@k, Jaccard@k and RBO@k for each k (k by k, in COMPARISON_METRICS
+    order) between two ranked lists (items, their ranks)."""
+    scores = []
+    for k in ks:
+        # A_k: the items with rank <= k (rank numbers, not positions: a repeated item or a
+        # gap in the ranks does not pull a later item into the top k)
+        top_a, top_b = _top(a, k), _top(b, k)
+        sa, sb = set(top_a), set(top_b)
+        scores += [
+            len(sa & sb) / k,
+            len(sa & sb) / len(sa | sb) if sa | sb else 1.0,
+            rbo(top_a, top_b, k),
+        ]
+    return np.array(scores)
+
+
 def compare(
     baseline: pd.DataFrame, candidate: pd.DataFrame, ks: Sequence[int]
 ) -> dict[str, float | None]:
@@ -72,26 +94,23 @@ def compare(
     candidate's unique items; keys are `<metric>@<k>`, `users` and `unique_items`."""
     a_lists, b_lists = _latest_ranked(baseline), _latest_ranked(candidate)
     users = sorted(a_lists.keys() & b_lists.keys())
-    result: dict[str, float | None] = {
-        "users": len(users),
-        "unique_items": len(set(candidate["item_id"]) - set(baseline["item_id"])),
-    }
-    for k in ks:
-        overlap, jaccard, ranked = [], [], []
-        for user in users:
-            # A_k: the items with rank <= k (rank numbers, not positions: a repeated item or a
-            # gap in the ranks does not pull a later item into the top k)
-            top_a, top_b = _top(a_lists[user], k), _top(b_lists[user], k)
-            a, b = set(top_a), set(top_b)
-            overlap.append(len(a & b) / k)
-            jaccard.append(len(a & b) / len(a | b) if a | b else 1.0)
-            ranked.append(rbo(top_a, top_b, k))
-        result[f"overlap@{k}"] = float(np.mean(overlap)) if users else None
-        result[f"jaccard@{k}"] = float(np.mean(jaccard)) if users else None
-        result[f"rbo@{k}"] = float(np.mean(ranked)) if users else None
+    unique = len(set(candidate["item_id"]) - set(baseline["item_id"]))
+    scores = [user_scores(a_lists[u], b_lists[u], ks) for u in users]
+    return means(len(users), unique, np.sum(scores, axis=0) if users else None, ks)
+
+
+def means(
+    users: int, unique_items: int, sums: np.ndarray | None, ks: Sequence[int]
+) -> dict[str, float | None]:
+    """compare()'s result from the users compared and the sum of their user_scores()."""
+    result: dict[str, float | None] = {"users": users, "unique_items": unique_items}
+    for i, k in enumerate(ks):
+        for j, metric in enumerate(COMPARISON_METRICS):
+            value = sums[3 * i + j] / users if users and sums is not None else None
+            result[f"{metric}@{k}"] = None if value is None else float(value)
     return result
 
 
-def _top(ranked: tuple[list[str], list[float]], k: int) -> list[str]:
+def _top(ranked: tuple[Sequence, Sequence[float]], k: int) -> list:
     items, ranks = ranked
     return [item for item, rank in zip(items, ranks, strict=True) if rank <= k]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import ClassVar
 
 import pandas as pd
-from sqlalchemy import Connection, DateTime, Select, and_, case, func, select, tuple_
+from sqlalchemy import Connection, DateTime, Select, func, select, tuple_
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
@@ -63,39 +64,16 @@ def events(
     return _frame(conn, query)
 
 
-def sessions(conn: Connection, t: SourceTables, start: datetime, end: datetime) -> pd.DataFrame:
-    """Sessions as (session_id, user_id, first, last) over their events with start <= ts <= end."""
-    ts, session = t.col("interactions", "ts"), t.col("interactions", "session_id")
-    user = t.col("interactions", "user_id")
-    first, last = func.min(ts), func.max(ts)
-    query = (
-        select(
-            session.label("session_id"),
-            user.label("user_id"),
-            first.label("first"),
-            last.label("last"),
-        )
-        .where(session.is_not(None), user.is_not(None), ts >= start, ts <= end)
-        .group_by(session, user)
-    )
-    frame = _frame(conn, query)
-    frame["first"] = utc_naive(frame["first"])
-    frame["last"] = utc_naive(frame["last"])
-    return frame
-
-
-def reference_scores(
+def session_events(
     conn: Connection, t: SourceTables, start: datetime, end: datetime
 ) -> pd.DataFrame:
-    """model, variant, score, ts of the rows with a score and start <= ts < end."""
-    ts, score = t.col("recommendations", "ts"), t.col("recommendations", "score")
-    query = select(
-        *t.cols("recommendations", "model", "variant", "score", "ts"), *t.dimension_cols()
-    ).where(ts >= start, ts < end, score.is_not(None))
-    frame = _frame(conn, query)
-    frame["variant"] = frame["variant"].fillna("default")
-    frame["score"] = pd.to_numeric(frame["score"], errors="coerce").astype(float)
-    return _dimensions(frame, t)
+    """session_id, user_id, ts of the interactions in a session with start <= ts <= end."""
+    ts, session = t.col("interactions", "ts"), t.col("interactions", "session_id")
+    user = t.col("interactions", "user_id")
+    query = select(session.label("session_id"), user.label("user_id"), ts.label("ts")).where(
+        session.is_not(None), user.is_not(None), ts >= start, ts <= end
+    )
+    return _frame(conn, query)
 
 
 def _dimensions(frame: pd.DataFrame, t: SourceTables) -> pd.DataFrame:
@@ -104,26 +82,36 @@ def _dimensions(frame: pd.DataFrame, t: SourceTables) -> pd.DataFrame:
     return frame
 
 
-def event_counts(
-    conn: Connection,
-    t: SourceTables,
-    event_types: Sequence[str],
-    starts: Sequence[datetime],
-    end: datetime,
-) -> dict[str, list[int]]:
-    """Events per type with ts in [start, end) for each start, in one scan of the longest range."""
-    ts = t.col("interactions", "ts")
-    event_type = t.col("interactions", "event_type")
-    sums = [
-        func.coalesce(func.sum(case((ts >= start, 1), else_=0)), 0).label(f"c{i}")
-        for i, start in enumerate(starts)
-    ]
+def event_minutes(
+    conn: Connection, t: SourceTables, event_types: Sequence[str], start: datetime, end: datetime
+) -> pd.DataFrame:
+    """Events per minute and type with start <= ts < end: minute, event_type, events."""
+    ts, event_type = t.col("interactions", "ts"), t.col("interactions", "event_type")
+    minute = MinuteOf(ts)
     query = (
-        select(event_type.label("event_type"), *sums)
-        .where(and_(ts >= min(starts), ts < end, event_type.in_(list(event_types))))
-        .group_by(event_type)
+        select(minute.label("minute"), event_type.label("event_type"), func.count().label("events"))
+        .where(ts >= start, ts < end, event_type.in_(list(event_types)))
+        .group_by(minute, event_type)
     )
-    return {str(row[0]): [int(n) for n in row[1:]] for row in conn.execute(query)}
+    frame = _frame(conn, query)
+    frame["minute"] = utc_naive(frame["minute"])
+    return frame
+
+
+def hourly_rows(
+    conn: Connection, t: SourceTables, start: datetime, end: datetime
+) -> list[tuple[datetime, int]]:
+    """Recommendation rows per hour with start <= ts < end, hours in order."""
+    ts = t.col("recommendations", "ts")
+    hour = HourOf(ts)
+    query = (
+        select(hour.label("hour"), func.count().label("rows"))
+        .where(ts >= start, ts < end)
+        .group_by(hour)
+        .order_by(hour)
+    )
+    frame = _frame(conn, query)
+    return list(zip(utc_naive(frame["hour"]), frame["rows"].astype(int), strict=True))
 
 
 def catalog_size(conn: Connection, t: SourceTables) -> int:
@@ -166,28 +154,48 @@ def utc_naive(values: pd.Series) -> pd.Series:
     return parsed.dt.tz_localize(None).astype("datetime64[us]")
 
 
-class HourOf(FunctionElement):
-    """The timestamp truncated to its hour, in each dialect's own words."""
+class _Truncated(FunctionElement):
+    """A timestamp truncated to its `unit`, in each dialect's own words."""
 
     type = DateTime()
     inherit_cache = True
+    unit: ClassVar[str]
 
 
+class MinuteOf(_Truncated):
+    unit = "minute"
+    inherit_cache = True
+
+
+class HourOf(_Truncated):
+    unit = "hour"
+    inherit_cache = True
+
+
+_SQLITE_FORMATS = {"minute": "%Y-%m-%d %H:%M:00", "hour": "%Y-%m-%d %H:00:00"}
+
+
+@compiles(MinuteOf)
 @compiles(HourOf)
-def _hour_default(element: HourOf, compiler: SQLCompiler, **kw: object) -> str:
-    return f"date_trunc('hour', {compiler.process(element.clauses, **kw)})"
+def _truncated_default(element: _Truncated, compiler: SQLCompiler, **kw: object) -> str:
+    return f"date_trunc('{element.unit}', {compiler.process(element.clauses, **kw)})"
 
 
+@compiles(MinuteOf, "sqlite")
 @compiles(HourOf, "sqlite")
-def _hour_sqlite(element: HourOf, compiler: SQLCompiler, **kw: object) -> str:
-    return f"strftime('%Y-%m-%d %H:00:00', {compiler.process(element.clauses, **kw)})"
+def _truncated_sqlite(element: _Truncated, compiler: SQLCompiler, **kw: object) -> str:
+    ts = compiler.process(element.clauses, **kw)
+    return f"strftime('{_SQLITE_FORMATS[element.unit]}', {ts})"
 
 
+@compiles(MinuteOf, "mysql")
+@compiles(MinuteOf, "mariadb")
 @compiles(HourOf, "mysql")
 @compiles(HourOf, "mariadb")
-def _hour_mysql(element: HourOf, compiler: SQLCompiler, **kw: object) -> str:
+def _truncated_mysql(element: _Truncated, compiler: SQLCompiler, **kw: object) -> str:
     ts = compiler.process(element.clauses, **kw)
-    return f"DATE_ADD(DATE({ts}), INTERVAL HOUR({ts}) HOUR)"
+    minutes = f" + INTERVAL MINUTE({ts}) MINUTE" if element.unit == "minute" else ""
+    return f"(DATE({ts}) + INTERVAL HOUR({ts}) HOUR{minutes})"
 
 
 def models(conn: Connection, t: SourceTables) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""Everything one evaluation of a source reads, query by query, with each query's duration."""
+"""What a cycle reads of a source besides the engine's minutes, query by query, timed."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from recmon.config import Config
 from recmon.kpis.lifecycle import deployed, latest_metrics, recent_versions
 from recmon.sources import queries
 from recmon.sources.tables import SourceTables
-from recmon.sources.validate import FUTURE_TIMESTAMP, InvalidCounts, clean_events, clean_impressions
+from recmon.sources.validate import FUTURE_TIMESTAMP
 from recmon.span import Span
 
 T = TypeVar("T")
@@ -35,20 +35,20 @@ class Lifecycle:
 
 
 @dataclass
-class SourceData:
-    impressions: pd.DataFrame  # valid rows in [start, horizon], with the item's created_at
-    events: pd.DataFrame  # valid interactions of the configured types in [start, horizon]
-    event_counts: dict[str, list[int]]  # per event type, per window: [now - W, now)
+class CycleData:
+    """What a cycle reads besides the engine's minutes: small queries, run every cycle."""
+
     catalog_size: int
-    reference: pd.DataFrame  # model, variant, score, ts of the drift reference period
-    sessions: pd.DataFrame | None  # None when the source has no session_id column
+    sessions: bool  # whether the source's interactions have session_id
     lifecycle: Lifecycle | None  # None when the source has no models table
     newest: dict[str, datetime | None] = field(default_factory=dict)  # table -> newest ts
-    invalid: InvalidCounts = field(default_factory=Counter)
+    future: Counter[tuple[str, str]] = field(default_factory=Counter)  # rows dated after now
     durations: dict[str, float] = field(default_factory=dict)  # query -> seconds
 
 
-class _Timer:
+class Timer:
+    """Runs a query and adds its seconds to its name's total."""
+
     def __init__(self) -> None:
         self.durations: dict[str, float] = {}
 
@@ -67,48 +67,24 @@ def read(
     span: Span,
     optional: frozenset[str],
     cache: HourlyCache,
-) -> SourceData:
+    timed: Timer,
+) -> CycleData:
     """`optional` names the optional tables and columns the source has (see check.Schema)."""
-    timed = _Timer()
-    types = sorted({name for names in config.events.values() for name in names})
-    offset = config.drift.reference_offset
-    invalid: InvalidCounts = Counter()
+    future: Counter[tuple[str, str]] = Counter()
     newest = {}
     for table in ("recommendations", "interactions"):
-        newest[table], invalid[(table, FUTURE_TIMESTAMP)] = timed(
+        newest[table], future[(table, FUTURE_TIMESTAMP)] = timed(
             f"{table}_freshness", lambda table=table: queries.freshness(conn, t, table, span.now)
-        )
-    impressions = timed(
-        "impressions", lambda: queries.impressions(conn, t, span.start, span.horizon)
-    )
-    events = timed("events", lambda: queries.events(conn, t, types, span.start, span.horizon))
-    sessions = None
-    if "interactions.session_id" in optional:
-        # Sessions that began up to A before the window are read too, so that their start is
-        # seen as before the window rather than cut off at it.
-        sessions = timed(
-            "sessions",
-            lambda: queries.sessions(conn, t, span.start - config.attribution_window, span.horizon),
         )
     lifecycle = None
     if "models" in optional:
         lifecycle = _lifecycle(conn, t, config, span, "model_metrics" in optional, cache, timed)
-    return SourceData(
-        impressions=clean_impressions(impressions, span.start, span.end, invalid),
-        events=clean_events(events, span.start, span.end, invalid),
-        event_counts=timed(
-            "event_counts",
-            lambda: queries.event_counts(conn, t, types, span.fast_starts, span.now),
-        ),
+    return CycleData(
         catalog_size=timed("catalog_size", lambda: queries.catalog_size(conn, t)),
-        reference=timed(
-            "reference_scores",
-            lambda: queries.reference_scores(conn, t, span.start - offset, span.end - offset),
-        ),
-        sessions=sessions,
+        sessions="interactions.session_id" in optional,
         lifecycle=lifecycle,
         newest=newest,
-        invalid=invalid,
+        future=future,
         durations=timed.durations,
     )
 
@@ -120,7 +96,7 @@ def _lifecycle(
     span: Span,
     has_metrics: bool,
     cache: HourlyCache,
-    timed: _Timer,
+    timed: Timer,
 ) -> Lifecycle:
     registry = timed("models", lambda: queries.models(conn, t))
     versions = recent_versions(registry, span.now, config.model_versions)

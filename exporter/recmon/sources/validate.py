@@ -1,7 +1,8 @@
 """Rows the KPIs cannot use: counted by reason (recmon_invalid_rows), then left out.
 
-Counts cover the rows of the largest evaluated window; rows outside it are still cleaned, since
-they take part in attribution, but not counted, so each bad row is counted in one place. A score
+Counts are per minute of the rows' ts, over the minutes being summarised; rows outside them are
+still cleaned, since they take part in attribution, but not counted, so each bad row is counted
+in one place. A score
 or value that is not a finite number (text, infinity) is counted too, but only that value is
 left out: the impression or event itself still counts. A row counts under one reason at most.
 """
@@ -23,7 +24,7 @@ FUTURE_TIMESTAMP = "future_timestamp"
 INVALID_SCORE = "invalid_score"  # text or infinite: the row stays, its score is dropped
 INVALID_VALUE = "invalid_value"  # the same for an interaction's value
 
-InvalidCounts = Counter[tuple[str, str]]  # (table, reason) -> rows
+InvalidCounts = Counter[tuple[str, str, datetime]]  # (table, reason, minute) -> rows
 # Every reason of every table, so that recmon_invalid_rows always has its series (0 is a value).
 REASONS: dict[str, tuple[str, ...]] = {
     "recommendations": (
@@ -98,8 +99,13 @@ def _drop(
     bad = pd.Series(False, index=frame.index)
     for reason, failed in checks:
         failed = failed.fillna(False).astype(bool) & ~bad
-        invalid[(table, reason)] += int((failed & in_window).sum())
+        _count(invalid, table, reason, frame["ts"][failed & in_window])
         bad |= failed
     reason, wrong = nulled
-    invalid[(table, reason)] += int((wrong & ~bad & in_window).sum())
+    _count(invalid, table, reason, frame["ts"][wrong & ~bad & in_window])
     return frame[~bad].reset_index(drop=True)
+
+
+def _count(invalid: InvalidCounts, table: str, reason: str, ts: pd.Series) -> None:
+    for minute, n in ts.dt.floor("min").value_counts().items():
+        invalid[(table, reason, minute.to_pydatetime())] += int(n)

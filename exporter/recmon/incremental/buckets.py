@@ -1,0 +1,88 @@
+"""The minute grid, and the compact per-minute forms of ids and scores."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+BUCKET = timedelta(minutes=1)
+# Scores are binned by their float32 bits: sign, exponent and the top SCORE_MANTISSA_BITS bits
+# of the mantissa, so a bin is 2**-10 (0.1%) of the score wide, whatever the score's scale.
+SCORE_MANTISSA_BITS = 10
+_SHIFT = 23 - SCORE_MANTISSA_BITS
+SCORE_CODES = 1 << (32 - _SHIFT)
+
+
+def floor(t: datetime) -> datetime:
+    return t - timedelta(seconds=t.second, microseconds=t.microsecond)
+
+
+def grid(start: datetime, end: datetime) -> Iterator[datetime]:
+    """The minutes b with start <= b < end (both on the grid)."""
+    b = start
+    while b < end:
+        yield b
+        b += BUCKET
+
+
+def minute_of(ts: pd.Series) -> pd.Series:
+    return ts.dt.floor("min")
+
+
+def score_codes(scores: np.ndarray) -> np.ndarray:
+    """Bin numbers that sort as the scores do (finite scores only)."""
+    bits = np.asarray(scores, dtype=np.float32).view(np.int32).astype(np.int64)
+    # negative floats sort backwards by their bits: flip them, then make every code unsigned
+    ordered = np.where(bits < 0, ~bits & 0x7FFFFFFF, bits | 0x80000000)
+    return (ordered >> _SHIFT).astype(np.int64)
+
+
+def bin_edges() -> np.ndarray:
+    """The lower edge of every score bin (the inverse of score_codes), ascending."""
+    ordered = np.arange(SCORE_CODES, dtype=np.int64) << _SHIFT
+    positive = (ordered & 0x80000000) != 0
+    bits = np.where(positive, ordered & 0x7FFFFFFF, ~ordered & 0xFFFFFFFF)
+    with np.errstate(invalid="ignore"):  # the NaN bins
+        edges = bits.astype(np.uint32).view(np.float32).astype(float)
+    # a negative bin's bits give its upper (nearer zero) end, and NaN bins sit at the extremes:
+    # take the next bin's edge for negatives and clip the rest to keep the order
+    return np.maximum.accumulate(np.nan_to_num(edges, nan=-np.inf, posinf=np.inf, neginf=-np.inf))
+
+
+class Interner:
+    """Small integer codes for ids (users, items), stable for the engine's life."""
+
+    def __init__(self) -> None:
+        self.known = pd.Index([], dtype=object)
+
+    def codes(self, ids: pd.Series) -> np.ndarray:
+        found = self.known.get_indexer(ids)
+        new = found < 0
+        if new.any():
+            self.known = self.known.append(pd.Index(pd.unique(ids[new])))
+            found = self.known.get_indexer(ids)
+        return found.astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self.known)
+
+
+class Tally:
+    """Counts per code, growable; the running total of a window's minutes."""
+
+    def __init__(self) -> None:
+        self.counts = np.zeros(0, dtype=np.int32)  # per minute and window: far below 2**31
+
+    def add(self, codes: np.ndarray, counts: np.ndarray, sign: int) -> None:
+        """`codes` are distinct (one minute's counts per code)."""
+        if len(codes) and codes.max() >= len(self.counts):
+            grown = np.zeros(max(int(codes.max()) + 1, 2 * len(self.counts)), dtype=np.int32)
+            grown[: len(self.counts)] = self.counts
+            self.counts = grown
+        self.counts[codes] += sign * counts
+
+    def nonzero(self) -> int:
+        return int(np.count_nonzero(self.counts))

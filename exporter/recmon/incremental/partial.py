@@ -1,0 +1,208 @@
+"""A minute's partial aggregates per group, and how they are made from labelled impressions."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+from recmon.kpis.ranking import METRICS as RANKING_METRICS
+
+Group = tuple[str, ...]  # (model, variant, *dimension values)
+_EPS = 1e-15  # log loss clips probabilities to [_EPS, 1 - _EPS], as classification.py does
+
+# Additive per group: a window's value is the sum of its minutes'.
+BASE_FIELDS = (
+    "impressions",
+    "clicks",
+    "conversions",
+    "watch_seconds",
+    "requests",
+    "scored",  # impressions with a finite score
+    "positives",  # ... of them clicked
+    "log_loss",  # sum of the per-impression log loss over the scored ones
+    "out_of_range",  # scored outside [0, 1]: log loss is then undefined
+    "predicted",  # score >= threshold
+    "true_positives",
+    "correct",
+    "aged",  # impressions whose item has a created_at
+    "age_seconds",
+    "new_items",
+    "sessions",
+    "session_seconds",
+    "evaluated",  # requests with a nonempty relevant set
+)
+
+
+def fields(ks: Sequence[int]) -> tuple[str, ...]:
+    return BASE_FIELDS + tuple(f"{m}@{k}" for k in ks for m in RANKING_METRICS)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A user's latest list of one model within a minute (for the comparisons)."""
+
+    ts: datetime
+    request_id: str
+    items: tuple[int, ...]  # item codes in rank order, repeats removed, rank <= the largest k
+    ranks: tuple[float, ...]
+
+    def newer_than(self, other: Entry) -> bool:
+        # equal times go to the greater request id, as comparison.latest_lists does
+        return (self.ts, self.request_id) > (other.ts, other.request_id)
+
+
+@dataclass
+class Minute:
+    """What one minute of impressions adds to a window. `horizon` is the newest time its labels
+    saw: a minute is reused while that is still its horizon."""
+
+    horizon: datetime
+    labelled: bool = True  # False: scores only, for a drift reference older than every window
+    sums: dict[Group, np.ndarray] = field(default_factory=dict)
+    users: dict[Group, np.ndarray] = field(default_factory=dict)  # distinct user codes
+    items: dict[Group, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # codes, n
+    # score codes (distinct), impressions with that score, clicked ones among them
+    scores: dict[Group, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
+    lists: dict[str, dict[int, Entry]] = field(default_factory=dict)  # model -> user -> list
+    invalid: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def scores_only(self) -> Minute:
+        """What a drift reference needs of a minute older than every window."""
+        return Minute(self.horizon, labelled=False, scores=self.scores)
+
+
+def split(frame: pd.DataFrame, by: list[str], columns: list[str]) -> Iterator[tuple[tuple, dict]]:
+    """(key, {column: array}) for each distinct value of `by`, in one sort."""
+    if frame.empty:
+        return
+    frame = frame.sort_values(by, kind="stable")
+    keys = frame[by]
+    change = np.ones(len(frame), dtype=bool)
+    change[1:] = (keys.iloc[1:].to_numpy() != keys.iloc[:-1].to_numpy()).any(axis=1)
+    starts = np.flatnonzero(change)
+    ends = np.append(starts[1:], len(frame))
+    arrays = {c: frame[c].to_numpy() for c in columns}
+    for key, a, b in zip(
+        keys.iloc[starts].itertuples(index=False, name=None), starts, ends, strict=True
+    ):
+        yield key, {c: values[a:b] for c, values in arrays.items()}
+
+
+def additive(rows: pd.DataFrame, threshold: float, new_item_seconds: float) -> pd.DataFrame:
+    """The per-impression terms of BASE_FIELDS (rows: labelled impressions)."""
+    s = rows["score"].to_numpy(dtype=float)
+    scored = np.isfinite(s)
+    y = rows["clicked"].to_numpy(dtype=bool)
+    p = np.clip(np.where(scored, s, 0.5), _EPS, 1 - _EPS)
+    predicted = np.where(scored, s, -np.inf) >= threshold
+    age = (rows["ts"] - rows["created_at"]).dt.total_seconds().to_numpy()
+    aged = ~np.isnan(age)
+    return pd.DataFrame(
+        {
+            "impressions": 1.0,
+            "clicks": y.astype(float),
+            "conversions": rows["converted"].to_numpy(dtype=float),
+            "watch_seconds": rows["watch_seconds"].to_numpy(dtype=float),
+            "scored": scored.astype(float),
+            "positives": (scored & y).astype(float),
+            "log_loss": np.where(scored, np.where(y, -np.log(p), -np.log1p(-p)), 0.0),
+            "out_of_range": (scored & ((s < 0) | (s > 1))).astype(float),
+            "predicted": predicted.astype(float),
+            "true_positives": (predicted & y).astype(float),
+            "correct": (scored & (predicted == y)).astype(float),
+            "aged": aged.astype(float),
+            "age_seconds": np.where(aged, age, 0.0),
+            "new_items": (aged & (age < new_item_seconds)).astype(float),
+        },
+        index=rows.index,
+    )
+
+
+def summarize(
+    minutes: dict[datetime, Minute],
+    rows: pd.DataFrame,
+    keys: list[str],
+    terms: pd.DataFrame,
+    per_request: pd.DataFrame,
+    sessions: pd.DataFrame,
+    compared: set[str],
+    ks: Sequence[int],
+) -> None:
+    """Fill `minutes` (one empty Minute per minute of the range) from the range's rows.
+
+    rows: labelled impressions with `minute`, the group keys, user_code, item_code, score_code
+    (-1 without a finite score); terms: additive() of rows; per_request: ranking metrics per
+    evaluated request with its minute and group; sessions: minute, group and seconds of each
+    (session, serving group)."""
+    by = ["minute", *keys]
+    names = fields(ks)
+    sums = pd.concat(
+        [
+            terms.assign(**{c: rows[c] for c in by}).groupby(by, sort=False).sum(),
+            rows.groupby(by, sort=False)["request_id"].nunique().rename("requests"),
+            per_request.groupby(by, sort=False).sum(numeric_only=True),
+            per_request.groupby(by, sort=False).size().rename("evaluated"),
+            sessions.groupby(by, sort=False)["seconds"]
+            .agg(["size", "sum"])
+            .set_axis(["sessions", "session_seconds"], axis=1),
+        ],
+        axis=1,
+    )
+    sums = sums.reindex(columns=list(names), fill_value=0.0).fillna(0.0)
+    for (minute, *group), vector in zip(sums.index, sums.to_numpy(dtype=float), strict=True):
+        minutes[minute].sums[tuple(group)] = vector
+    users = rows[[*by, "user_code"]].drop_duplicates()
+    for (minute, *group), part in split(users, by, ["user_code"]):
+        minutes[minute].users[tuple(group)] = part["user_code"].astype(np.int64)
+    items = rows.groupby([*by, "item_code"], sort=False).size().rename("n").reset_index()
+    for (minute, *group), part in split(items, by, ["item_code", "n"]):
+        minutes[minute].items[tuple(group)] = (part["item_code"], part["n"].astype(np.int64))
+    scored = rows[rows["score_code"] >= 0]
+    codes = (
+        scored.groupby([*by, "score_code"], sort=False)["clicked"]
+        .agg(["size", "sum"])
+        .reset_index()
+    )
+    for (minute, *group), part in split(codes, by, ["score_code", "size", "sum"]):
+        minutes[minute].scores[tuple(group)] = (
+            part["score_code"].astype(np.int64),
+            part["size"].astype(np.int64),
+            part["sum"].astype(np.int64),
+        )
+    if compared:
+        _lists(minutes, rows[rows["model"].isin(compared)], max(ks))
+
+
+def _lists(minutes: dict[datetime, Minute], rows: pd.DataFrame, depth: int) -> None:
+    """Each user's latest list per model and minute (comparison.latest_lists, per minute)."""
+    if rows.empty:
+        return
+    requests = rows.groupby("request_id", sort=False).agg(
+        user_code=("user_code", "first"), model=("model", "first"), ts=("ts", "min")
+    )
+    requests["minute"] = requests["ts"].dt.floor("min")
+    latest = (
+        requests.reset_index()
+        .sort_values(["ts", "request_id"])
+        .drop_duplicates(["minute", "model", "user_code"], keep="last")
+        .set_index("request_id")
+    )
+    top = rows[rows["request_id"].isin(latest.index) & (rows["rank"] <= depth)]
+    top = top.sort_values(["rank", "item_id"]).drop_duplicates(["request_id", "item_id"])
+    grouped = top.groupby("request_id", sort=False)
+    items, ranks = grouped["item_code"].agg(tuple), grouped["rank"].agg(tuple)
+    for request, row in latest.iterrows():
+        entry = Entry(
+            row["ts"].to_pydatetime(),
+            str(request),
+            items.get(request, ()),
+            tuple(map(float, ranks.get(request, ()))),
+        )
+        minutes[row["minute"].to_pydatetime()].lists.setdefault(row["model"], {})[
+            int(row["user_code"])
+        ] = entry

@@ -1,0 +1,130 @@
+"""One source's incremental state across cycles: its Minutes, and each window's running totals."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+from sqlalchemy import Connection
+
+from recmon.config import Config
+from recmon.incremental.buckets import BUCKET, grid
+from recmon.incremental.compute import Summarizer
+from recmon.incremental.partial import Minute
+from recmon.incremental.window import Window
+from recmon.sources import queries
+from recmon.sources.reader import Timer
+from recmon.sources.tables import SourceTables
+from recmon.span import Span
+
+# Impressions summarised in one pass, at most (give or take a minute's): bounds the memory of the
+# first cycle, whatever the window.
+CHUNK_ROWS = 400_000
+
+
+class MinuteStore:
+    """Keeps every Minute the windows and their drift references need, summarising only the
+    minutes it lacks or whose horizon moved, and keeps the windows' totals in step with them.
+
+    A new MinuteStore (a restart, a new config) rebuilds everything from the database on its first
+    cycle, chunk by chunk."""
+
+    def __init__(self, config: Config, tables: SourceTables, sessions: bool) -> None:
+        self.config = config
+        self.tables = tables
+        self.summarizer = Summarizer(config, tables, sessions)
+        self.minutes: dict[datetime, Minute] = {}
+        self.windows = {
+            w.label: Window(config.k, config.comparisons, False) for w in config.windows
+        }
+        self.references = {w.label: Window(config.k, (), True) for w in config.windows}
+        self.types = self.summarizer.types
+        self.events: dict[datetime, np.ndarray] = {}  # minute -> events per type
+        self.events_horizon: dict[datetime, datetime] = {}
+
+    def update(self, conn: Connection, span: Span, timed: Timer) -> None:
+        """Bring the Minutes and windows to `span` (its end on the minute grid)."""
+        config = self.config
+        offset = config.drift.reference_offset
+        oldest_window = span.end - config.largest_window.length
+        oldest = min(oldest_window, span.end - config.largest_window.length - offset)
+        self.minutes = {b: m for b, m in self.minutes.items() if b >= oldest}
+        missing: list[tuple[datetime, bool]] = []
+        for b in grid(oldest, span.end):
+            labelled = b >= oldest_window
+            minute = self.minutes.get(b)
+            fresh = minute is not None and (
+                not labelled or (minute.labelled and minute.horizon == self._horizon(b, span.now))
+            )
+            if not fresh:
+                missing.append((b, labelled))
+            elif not labelled and minute.labelled:
+                self.minutes[b] = minute.scores_only()
+        for start, end, labelled in _runs(missing):
+            for s, e in timed("hourly_rows", lambda s=start, e=end: self._chunks(conn, s, e)):
+                self.minutes.update(self.summarizer.minutes(conn, s, e, span.now, labelled, timed))
+        for window in config.windows:
+            since = span.end - window.length
+            self.windows[window.label].sync({b: self.minutes[b] for b in grid(since, span.end)})
+            self.references[window.label].sync(
+                {b: self.minutes[b] for b in grid(since - offset, span.end - offset)}
+            )
+        timed("event_minutes", lambda: self._count_events(conn, span))
+
+    def _horizon(self, b: datetime, now: datetime) -> datetime:
+        return min(b + BUCKET + self.config.attribution_window, now)
+
+    def _count_events(self, conn: Connection, span: Span) -> None:
+        """Events per minute for the undelayed counts, [now - W, now): a minute is counted again
+        while events may still arrive for it (within A), like an open Minute."""
+        oldest = span.now - self.config.largest_window.length
+        self.events = {b: n for b, n in self.events.items() if b >= oldest}
+        stale = [
+            b
+            for b in grid(oldest, span.now)
+            if self.events_horizon.get(b) != self._horizon(b, span.now)
+        ]
+        if not stale:
+            return
+        counts = queries.event_minutes(conn, self.tables, self.types, stale[0], span.now)
+        table = counts.pivot_table(
+            index="minute", columns="event_type", values="events", aggfunc="sum", fill_value=0
+        ).reindex(columns=self.types, fill_value=0)
+        for b in grid(stale[0], span.now):
+            row = table.loc[b].to_numpy() if b in table.index else np.zeros(len(self.types))
+            self.events[b] = row.astype(np.int64)
+            self.events_horizon[b] = self._horizon(b, span.now)
+        self.events_horizon = {b: h for b, h in self.events_horizon.items() if b >= oldest}
+
+    def event_counts(self, span: Span) -> dict[str, list[int]]:
+        """Per event type, per window: events with ts in [now - W, now)."""
+        per_window = []
+        for start in span.fast_starts:
+            rows = [n for b, n in self.events.items() if start <= b < span.now]
+            per_window.append(np.sum(rows, axis=0) if rows else np.zeros(len(self.types)))
+        return {t: [int(w[i]) for w in per_window] for i, t in enumerate(self.types)}
+
+    def _chunks(
+        self, conn: Connection, start: datetime, end: datetime
+    ) -> list[tuple[datetime, datetime]]:
+        """[start, end) cut into ranges of about CHUNK_ROWS impressions (from their count per
+        hour, one aggregate query), so that a first cycle over a long window stays small."""
+        hours = queries.hourly_rows(conn, self.tables, start, end)
+        chunks, begin, rows = [], start, 0
+        for hour, n in hours:
+            if rows and rows + n > CHUNK_ROWS and begin < max(hour, start):
+                chunks.append((begin, max(hour, start)))
+                begin, rows = max(hour, start), 0
+            rows += n
+        return [*chunks, (begin, end)]
+
+
+def _runs(missing: list[tuple[datetime, bool]]) -> list[tuple[datetime, datetime, bool]]:
+    """Consecutive missing minutes of one kind as [start, end) ranges."""
+    runs: list[tuple[datetime, datetime, bool]] = []
+    for b, labelled in missing:
+        if runs and runs[-1][1] == b and runs[-1][2] == labelled:
+            runs[-1] = (runs[-1][0], b + BUCKET, labelled)
+        else:
+            runs.append((b, b + BUCKET, labelled))
+    return runs

@@ -1,0 +1,147 @@
+"""A window's running totals: the sum of the Minutes it holds, kept up to date minute by minute."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+import numpy as np
+
+from recmon.config.schema import Comparison
+from recmon.incremental.buckets import SCORE_CODES, Tally
+from recmon.incremental.partial import Entry, Group, Minute
+from recmon.kpis.comparison import user_scores
+
+
+class Window:
+    """Running totals of a set of Minutes, by group. `sync` makes the set equal to the one given
+    (by identity: a Minute summarised again replaces the old one) at the cost of the Minutes
+    that changed."""
+
+    def __init__(self, ks: Sequence[int], comparisons: Sequence[Comparison], scores_only: bool):
+        self.ks = ks
+        self.comparisons = comparisons
+        self.scores_only = scores_only
+        self.members: dict[datetime, Minute] = {}
+        self._totals: dict[Group, np.ndarray] | None = None
+        self.users: dict[Group, Tally] = {}
+        self.items: dict[Group, Tally] = {}
+        self.scored: dict[Group, Tally] = {}
+        self.clicked: dict[Group, Tally] = {}
+        self.invalid: Counter[tuple[str, str]] = Counter()
+        self.latest: dict[str, dict[int, Entry]] = {}  # model -> user -> latest list
+        # per comparison: user -> the user's scores (user_scores), and their running sum
+        self.scores_by_user: list[dict[int, np.ndarray]] = [{} for _ in comparisons]
+        self.score_sums = [np.zeros(3 * len(ks)) for _ in comparisons]
+
+    @property
+    def sums(self) -> dict[Group, np.ndarray]:
+        """The additive fields per group, summed over the minutes in time order: unlike running
+        totals, the same minutes give the same bits however they came (warm or after a restart)."""
+        if self._totals is None:
+            vectors: dict[Group, list[np.ndarray]] = {}
+            for b in sorted(self.members):
+                for group, vector in self.members[b].sums.items():
+                    vectors.setdefault(group, []).append(vector)
+            self._totals = {g: np.sum(v, axis=0) for g, v in vectors.items()}
+        return self._totals
+
+    def sync(self, wanted: dict[datetime, Minute]) -> None:
+        self._totals = None
+        removed = {b: m for b, m in self.members.items() if wanted.get(b) is not m}
+        for b, minute in removed.items():
+            del self.members[b]
+            self._apply(minute, -1)
+        kept = list(self.members)
+        added = {b: m for b, m in wanted.items() if b not in self.members}
+        for b, minute in sorted(added.items()):
+            self.members[b] = minute
+            self._apply(minute, +1)
+        if self.scores_only or not self.comparisons:
+            return
+        # Dropping a user's latest list with its Minute is exact when no older list of the user
+        # that it hid is left: so for the minutes leaving at the old end, the steady state.
+        # Minutes summarised again at the new end (a delay shorter than A) rebuild the lists.
+        if kept and any(b > min(kept) for b in removed):
+            self.latest = {}
+            for minute in self.members.values():
+                self._add_lists(minute)
+            self._rescore(None)
+            return
+        changed = self._drop_lists(removed.values())
+        for minute in added.values():
+            changed |= self._add_lists(minute)
+        self._rescore(changed)
+
+    def _apply(self, minute: Minute, sign: int) -> None:
+        for group, (codes, scored, clicked) in minute.scores.items():
+            self.scored.setdefault(group, Tally()).add(codes, scored, sign)
+            self.clicked.setdefault(group, Tally()).add(codes, clicked, sign)
+        if self.scores_only:
+            return
+        for group, codes in minute.users.items():
+            self.users.setdefault(group, Tally()).add(codes, np.ones_like(codes), sign)
+        for group, (codes, counts) in minute.items.items():
+            self.items.setdefault(group, Tally()).add(codes, counts, sign)
+        self.invalid.update({k: sign * n for k, n in minute.invalid.items()})
+
+    def _add_lists(self, minute: Minute) -> set[int]:
+        changed = set()
+        for model, entries in minute.lists.items():
+            latest = self.latest.setdefault(model, {})
+            for user, entry in entries.items():
+                current = latest.get(user)
+                if current is None or entry.newer_than(current):
+                    latest[user] = entry
+                    changed.add(user)
+        return changed
+
+    def _drop_lists(self, minutes: Iterable[Minute]) -> set[int]:
+        changed = set()
+        for minute in minutes:
+            for model, entries in minute.lists.items():
+                latest = self.latest.get(model, {})
+                for user, entry in entries.items():
+                    if latest.get(user) is entry:
+                        del latest[user]
+                        changed.add(user)
+        return changed
+
+    def _rescore(self, users: set[int] | None) -> None:
+        """Recompute the comparison scores of `users` (None: everyone)."""
+        for i, pair in enumerate(self.comparisons):
+            base = self.latest.get(pair.baseline, {})
+            cand = self.latest.get(pair.candidate, {})
+            by_user = self.scores_by_user[i]
+            if users is None:
+                by_user.clear()
+                self.score_sums[i] = np.zeros(3 * len(self.ks))
+            for user in (base.keys() & cand.keys()) if users is None else users:
+                old = by_user.pop(user, None)
+                if old is not None:
+                    self.score_sums[i] -= old
+                if user in base and user in cand:
+                    a, b = base[user], cand[user]
+                    new = user_scores((a.items, a.ranks), (b.items, b.ranks), self.ks)
+                    by_user[user] = new
+                    self.score_sums[i] += new
+            if not by_user:
+                self.score_sums[i] = np.zeros(3 * len(self.ks))  # no rounding left behind
+
+
+def merged(tallies: Iterable[Tally | None]) -> np.ndarray:
+    """The sum of some groups' tallies (the groups folded into one, or a model's variants)."""
+    arrays = [t.counts for t in tallies if t is not None]
+    if not arrays:
+        return np.zeros(0, dtype=np.int64)
+    total = np.zeros(max(len(a) for a in arrays), dtype=np.int64)
+    for a in arrays:
+        total[: len(a)] += a
+    return total
+
+
+def scores_of(tallies: Iterable[Tally | None]) -> np.ndarray:
+    """merged() over the whole score range (a tally only grows as far as its largest code)."""
+    total = merged(tallies)[:SCORE_CODES]
+    return np.pad(total, (0, SCORE_CODES - len(total)))
