@@ -227,10 +227,13 @@ def run(options: Options, progress: Callable[[str], None] = lambda line: None) -
                         pool.submit(_backfill, work, CLEAN, segments, target, history_stamp)
                     )
             for span in plan:
-                target = work / "prometheus" / span.scenario
-                if not _fresh(target, stamps[span.scenario]):
-                    segments = span.times(options.step, options.coarse_step)
-                    jobs.append(pool.submit(_backfill, work, span.scenario, segments, target, ""))
+                for piece in _pieces(span, options):
+                    target = _piece_dir(work, span, piece)
+                    stamp = _stamp(world_stamp, piece)
+                    if not _fresh(target, stamp):
+                        jobs.append(
+                            pool.submit(_backfill, work, span.scenario, [piece], target, stamp)
+                        )
             progress(f"backfill: {len(jobs)} parts, {len(chunks)} history chunks")
             _wait(jobs)
         timings["backfill"] = time.monotonic() - t
@@ -274,6 +277,27 @@ def _backfill(
         _mark(target, stamp)
 
 
+Segment = tuple[datetime, datetime, timedelta]  # first, last (inclusive), step
+
+
+def _pieces(span: Span, options: Options) -> list[Segment]:
+    """The span's backfill segments cut into pieces of at most `chunk`, backfilled in parallel."""
+    out = []
+    for first, last, step in span.times(options.step, options.coarse_step):
+        t = first
+        while t <= last:
+            end = min(t + options.chunk - step, last)
+            out.append((t, end, step))
+            t = end + step
+    return out
+
+
+def _piece_dir(work: Path, span: Span, piece: Segment) -> Path:
+    first, last, step = piece
+    name = f"{first:%Y%m%dT%H%M}-{last:%Y%m%dT%H%M}-{int(step.total_seconds())}"
+    return work / "spans" / span.scenario / name
+
+
 def _scenario(
     work: Path,
     options: Options,
@@ -288,8 +312,13 @@ def _scenario(
     segments = span.times(options.step, options.coarse_step)
     steps = sum(int((last - first) / step) + 1 for first, last, step in segments)
     if not _fresh(data, stamp):
-        for chunk in chunks:
-            for block in (work / "history" / f"{chunk:%Y%m%dT%H%M}").iterdir():
+        if data.exists():
+            shutil.rmtree(data)
+        data.mkdir(parents=True)
+        parts = [work / "history" / f"{chunk:%Y%m%dT%H%M}" for chunk in chunks]
+        parts += [_piece_dir(work, span, piece) for piece in _pieces(span, options)]
+        for part in parts:
+            for block in part.iterdir():
                 if block.is_dir():
                     shutil.copytree(block, data / block.name, copy_function=os.link)
         _backfill_rules(_tool("promtool"), data, [raw_file], span.start, span.stop, options.step)
