@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 
 from recmon.config import Config
-from recmon.incremental.buckets import bin_edges
+from recmon.incremental.buckets import Tally, bin_edges
 from recmon.incremental.partial import Group, fields
 from recmon.incremental.store import MinuteStore
-from recmon.incremental.window import Window, merged, scores_of
+from recmon.incremental.window import Window, merged
 from recmon.kpis import ab
 from recmon.kpis.catalog import gini
 from recmon.kpis.classification import auc_from_histogram
@@ -83,8 +83,10 @@ def _pair_values(
 ) -> dict[str, float | None]:
     f = _sums(config, state, raw)
     shown, clicks, conversions = f["impressions"], f["clicks"], f["conversions"]
-    scored, clicked = (
-        scores_of(getattr(state, t).get(g) for g in raw) for t in ("scored", "clicked")
+    codes, scored, clicked, past = _score_bins(
+        [state.scored.get(g) for g in raw],
+        [state.clicked.get(g) for g in raw],
+        [reference.scored.get(g) for g in raw],
     )
     items = merged(state.items.get(g) for g in raw)
     values: dict[str, float | None] = {
@@ -107,13 +109,22 @@ def _pair_values(
         "new_item_share_ratio": ratio(f["new_items"], shown),
         "recommended_item_age_seconds": ratio(f["age_seconds"], f["aged"]),
         "gini_index": gini(items[items > 0]),
-        "score_psi": psi_from_histogram(
-            scores_of(reference.scored.get(g) for g in raw), scored, BIN_EDGES
-        ),
+        "score_psi": psi_from_histogram(past, scored, BIN_EDGES[codes]),
     }
     if data.sessions:
         values["session_duration_seconds"] = ratio(f["session_seconds"], f["sessions"])
     return values
+
+
+def _score_bins(*tallies: list[Tally | None]) -> tuple[np.ndarray, ...]:
+    """The score bins used on any side, and each side's counts in them (the histograms are
+    mostly empty: their order is all that AUC and PSI need)."""
+    sides = [merged(t) for t in tallies]
+    used = np.zeros(max(len(side) for side in sides), dtype=bool)
+    for side in sides:
+        used[: len(side)] |= side > 0
+    codes = np.flatnonzero(used)
+    return codes, *(np.pad(side, (0, len(used) - len(side)))[codes] for side in sides)
 
 
 def _samples(values: dict[str, float | None], labels: tuple[str, ...]) -> list[Sample]:

@@ -49,7 +49,7 @@ class Summarizer:
         minutes = {b: Minute(min(b + BUCKET + a, now), labels) for b in grid(start, end)}
         invalid: InvalidCounts = Counter()
         t = self.tables
-        read = timed("impressions", lambda: queries.impressions(conn, t, start, horizon))
+        read = timed("impressions", lambda: queries.impressions(conn, t, start, end, horizon))
         impressions = clean_impressions(read, start, end, invalid)
         impressions = impressions[impressions["ts"] <= horizon].reset_index(drop=True)
         if labels:

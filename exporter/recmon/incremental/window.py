@@ -9,7 +9,7 @@ from datetime import datetime
 import numpy as np
 
 from recmon.config.schema import Comparison
-from recmon.incremental.buckets import SCORE_CODES, Tally
+from recmon.incremental.buckets import Tally
 from recmon.incremental.partial import Entry, Group, Minute
 from recmon.kpis.comparison import user_scores
 
@@ -139,9 +139,3 @@ def merged(tallies: Iterable[Tally | None]) -> np.ndarray:
     for a in arrays:
         total[: len(a)] += a
     return total
-
-
-def scores_of(tallies: Iterable[Tally | None]) -> np.ndarray:
-    """merged() over the whole score range (a tally only grows as far as its largest code)."""
-    total = merged(tallies)[:SCORE_CODES]
-    return np.pad(total, (0, SCORE_CODES - len(total)))

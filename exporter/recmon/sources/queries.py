@@ -30,24 +30,35 @@ _TEXT = (
 )
 
 
-def impressions(conn: Connection, t: SourceTables, start: datetime, end: datetime) -> pd.DataFrame:
-    """Recommendation rows with start <= ts <= end, with their item's created_at from the
-    catalogue (`known_item` is null when the catalogue lacks the item)."""
+def impressions(
+    conn: Connection, t: SourceTables, start: datetime, end: datetime, horizon: datetime
+) -> pd.DataFrame:
+    """Recommendation rows with start <= ts < end, and those with end <= ts <= horizon of the
+    users who interacted in [start, horizon] (the only later lists that can take a click from
+    an earlier one or show during a session), with their item's created_at from the catalogue
+    (`known_item` is null when the catalogue lacks the item)."""
     recs, items = t["recommendations"], t["items"]
-    ts = t.col("recommendations", "ts")
-    query = (
-        select(
-            *t.cols("recommendations", *IMPRESSION_COLUMNS),
-            *t.dimension_cols(),
-            t.col("items", "item_id").label("known_item"),
-            t.col("items", "created_at").label("created_at"),
-        )
-        .select_from(
-            recs.outerjoin(items, t.col("recommendations", "item_id") == t.col("items", "item_id"))
-        )
-        .where(ts >= start, ts <= end)
+    ts, user = t.col("recommendations", "ts"), t.col("recommendations", "user_id")
+    event_ts = t.col("interactions", "ts")
+    reacting = select(t.col("interactions", "user_id")).where(
+        event_ts >= start, event_ts <= horizon
     )
-    frame = _frame(conn, query)
+    columns = (
+        *t.cols("recommendations", *IMPRESSION_COLUMNS),
+        *t.dimension_cols(),
+        t.col("items", "item_id").label("known_item"),
+        t.col("items", "created_at").label("created_at"),
+    )
+    joined = recs.outerjoin(items, t.col("recommendations", "item_id") == t.col("items", "item_id"))
+    query = select(*columns).select_from(joined).where(ts >= start, ts < end)
+    later = (
+        select(*columns)
+        .select_from(joined)
+        .where(ts >= end, ts <= horizon, user.in_(reacting.scalar_subquery()))
+    )
+    # (an empty frame's columns have no types to agree with the other's)
+    parts = [part for part in (_frame(conn, query), _frame(conn, later)) if not part.empty]
+    frame = pd.concat(parts, ignore_index=True) if parts else _frame(conn, query)
     frame["variant"] = frame["variant"].fillna("default")
     frame["created_at"] = utc_naive(frame["created_at"])
     return _dimensions(frame, t)
