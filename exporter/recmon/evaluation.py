@@ -179,7 +179,7 @@ def _comparisons(config: Config, source: str, window: str, state: Window) -> lis
         base = np.pad(base, (0, max(0, len(cand) - len(base))))[: len(cand)]
         unique = int(np.count_nonzero((cand > 0) & (base == 0)))
         users = len(state.scores_by_user[i])
-        result = means(users, unique, state.score_sums[i], config.k)
+        result = means(users, unique, state.score_sums(i), config.k)
         samples.append(Sample("comparison_users", labels, float(users)))
         samples.append(Sample("comparison_unique_items", labels, float(unique)))
         for k in config.k:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -31,9 +32,8 @@ class Window:
         self.clicked: dict[Group, Tally] = {}
         self.invalid: Counter[tuple[str, str]] = Counter()
         self.latest: dict[str, dict[int, Entry]] = {}  # model -> user -> latest list
-        # per comparison: user -> the user's scores (user_scores), and their running sum
+        # per comparison: user -> the user's scores (user_scores)
         self.scores_by_user: list[dict[int, np.ndarray]] = [{} for _ in comparisons]
-        self.score_sums = [np.zeros(3 * len(ks)) for _ in comparisons]
 
     @property
     def sums(self) -> dict[Group, np.ndarray]:
@@ -116,18 +116,19 @@ class Window:
             by_user = self.scores_by_user[i]
             if users is None:
                 by_user.clear()
-                self.score_sums[i] = np.zeros(3 * len(self.ks))
             for user in (base.keys() & cand.keys()) if users is None else users:
-                old = by_user.pop(user, None)
-                if old is not None:
-                    self.score_sums[i] -= old
+                by_user.pop(user, None)
                 if user in base and user in cand:
                     a, b = base[user], cand[user]
-                    new = user_scores((a.items, a.ranks), (b.items, b.ranks), self.ks)
-                    by_user[user] = new
-                    self.score_sums[i] += new
-            if not by_user:
-                self.score_sums[i] = np.zeros(3 * len(self.ks))  # no rounding left behind
+                    by_user[user] = user_scores((a.items, a.ranks), (b.items, b.ranks), self.ks)
+
+    def score_sums(self, i: int) -> np.ndarray | None:
+        """The sum of comparison i's user scores, exactly rounded (math.fsum), so it does not
+        depend on the order users came in: warm and restarted engines agree to the bit."""
+        by_user = self.scores_by_user[i]
+        if not by_user:
+            return None
+        return np.array([math.fsum(column) for column in np.array(list(by_user.values())).T])
 
 
 def merged(tallies: Iterable[Tally | None]) -> np.ndarray:
