@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -182,7 +182,12 @@ def run(options: Options, progress: Callable[[str], None] = lambda line: None) -
         needs = {span.scenario: history_chunks(options, span) for span in plan}
         chunks = sorted({c for cs in needs.values() for c in cs})
         delay = load_config(_config(work, "probe", work / "probe.db")).label_delay
-        days = days_needed(options, chunks, delay)
+        # The worlds' length does not depend on which scenarios run, so they are the same worlds
+        # (and their files are reused) whatever the selection.
+        every = replace(options, scenarios=tuple(SCENARIOS))
+        days = days_needed(
+            options, [c for span in spans(every) for c in history_chunks(every, span)], delay
+        )
         timings: dict[str, float] = {}
         world_stamp = _stamp(options.seed, options.end, days, options.requests_per_hour)
 
@@ -323,7 +328,8 @@ def _scenario(
                     shutil.copytree(block, data / block.name, copy_function=os.link)
         _backfill_rules(_tool("promtool"), data, [raw_file], span.start, span.stop, options.step)
         _mark(data, stamp)
-    grid = _grid(span, options.eval_interval)
+    grids = _grids(span, options)
+    grid = sorted({t for times, _ in grids for t in times})
     lookback = max(options.step, options.coarse_step) + timedelta(minutes=1)
     series: list[SeriesResult] = []
     by_identity: dict[tuple[str, ...], AlertRule] = {}
@@ -331,10 +337,14 @@ def _scenario(
         for rule in alert_rules:
             labels_of = {"alertname": rule.name, **rule.labels}
             by_identity[rules_mod.identity(labels_of)] = rule
-            for labels, present in _range_query(url, rule.expr, grid, options.eval_interval):
+            returned: dict[tuple[tuple[str, str], ...], list[float]] = {}
+            for times, interval in grids:
+                for labels, present in _range_query(url, rule.expr, times, interval):
+                    returned.setdefault(tuple(sorted(labels.items())), []).extend(present)
+            for key, present in returned.items():
                 fired = rules_mod.firing(present, grid, rule.duration)
                 if fired:
-                    series.append(SeriesResult({**labels, **labels_of}, fired))
+                    series.append(SeriesResult({**dict(key), **labels_of}, fired))
     if options.workdir is None:
         shutil.rmtree(data)  # the blocks are large; the history chunks stay for the next one
     return ScenarioResult(span, grid, series, by_identity, steps, time.monotonic() - began)
@@ -366,12 +376,12 @@ def _wait(futures: Sequence[Future[None]]) -> None:
 
 
 def _range_query(
-    url: str, expr: str, grid: Sequence[float], interval: timedelta
+    url: str, expr: str, grid: Sequence[float], interval: timedelta | float
 ) -> Iterator[tuple[dict[str, str], list[float]]]:
     """(series labels, times it was returned) of `expr` over `grid`, in queries of at most
     MAX_POINTS points."""
     found: dict[tuple[tuple[str, str], ...], list[float]] = {}
-    step = interval.total_seconds()
+    step = interval.total_seconds() if isinstance(interval, timedelta) else interval
     for i in range(0, len(grid), MAX_POINTS):
         part = grid[i : i + MAX_POINTS]
         answer = requests.post(
@@ -388,10 +398,18 @@ def _range_query(
         yield dict(key), times
 
 
-def _grid(span: Span, interval: timedelta) -> list[float]:
-    first = _ceil(span.start, interval)
-    count = int((span.stop - first) / interval) + 1
-    return [_unix(first + i * interval) for i in range(count)]
+def _grids(span: Span, options: Options) -> list[tuple[list[float], float]]:
+    """Evaluation times, as (times, interval) parts: every `eval_interval` where the span is
+    backfilled at `step`, then at the coarse steps themselves (between them a held value would
+    look older than it is to `time()`, as in RecmonDataStale)."""
+    parts = []
+    for first, last, step in span.times(options.step, options.coarse_step):
+        interval = options.eval_interval if step == options.step else step
+        begin = _ceil(first, interval)
+        count = int((last - begin) / interval) + 1
+        if count > 0:
+            parts.append(([_unix(begin + i * interval) for i in range(count)], interval))
+    return parts
 
 
 @contextmanager

@@ -68,7 +68,9 @@ class Settings:
     collapse_for: str = "10m"
     traffic_drop_ratio: float = 0.5
     traffic_drop_for: str = "15m"
-    min_requests: int = 20  # expected requests in the fast window
+    # Expected requests in the fast window; backtest: at 20-40 an hour a small arm halves by
+    # chance a few times a month (docs/alert-quality.md).
+    min_requests: int = 60
     psi_threshold: float = 0.2  # the usual "significant shift" of the PSI
     score_drift_for: str = "30m"
     ab_p_value: float = 0.05
@@ -76,7 +78,7 @@ class Settings:
     max_model_age: str = "3d"
     max_training_data_age: str = "4d"
     model_stale_for: str = "30m"
-    min_anomalous_hours: int = 2  # one quiet hour happens by chance; outages last longer
+    min_anomalous_hours: int = 3  # quiet hours happen by chance; outages last longer
     anomalous_data_for: str = "5m"
     max_data_age: str = "10m"  # backtest: a pipeline stall pages 13-14 minutes in
     data_stale_for: str = "3m"
