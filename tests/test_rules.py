@@ -199,7 +199,7 @@ def test_generator_settings(tmp_path: Path) -> None:
     assert drift["for"] == "10m"
     assert "over 0.3 is" in drift["annotations"]["description"]
     others = [r for r in alert_rules(files[1]) if r["alert"] == "RecmonKpiAnomaly"]
-    assert {r["for"] for r in others} == {"15m"}
+    assert {r["for"] for r in others} == {"20m"}
 
     (tmp_path / "drift.yml").write_text(SCORE_DRIFT_TEST, encoding="utf-8")
     unit = promtool("test", "rules", "drift.yml", cwd=tmp_path)

