@@ -80,19 +80,9 @@ def test_generated_rules_split_into_backfilled_and_inlined() -> None:
     assert kinds[("RecmonKpiAnomaly", "click_conversion_ratio")] == ATTRIBUTED
 
 
-# The quiet profile of docs/alert-quality.md (its band and traffic gates keep the clean demo world
-# from paging), with the conversion collapse's evidence gate scaled with the small worlds' traffic
-# (10 expected conversions an hour at the demo's 150 requests; these have 60).
-QUIET_PROFILE = dataclasses.replace(
-    generator.Settings(),
-    z={"high": 5.0, "medium": 5.0, "low": 5.0},
-    min_band={"high": 0.15, "medium": 0.15, "low": 0.2},
-    anomaly_for="20m",
-    min_impressions=1000,
-    min_clicks=60,
-    min_evaluated_requests=60,
-    collapse_min_expected_conversions=4.0,
-)
+# The committed rules, with the conversion collapse's evidence gate scaled with the small worlds'
+# traffic (10 expected conversions an hour at the demo's 150 requests; these have 60).
+SETTINGS = dataclasses.replace(generator.Settings(), collapse_min_expected_conversions=4.0)
 # Small worlds: 60 requests an hour, one week of history, short spans.
 SMALL = Options(
     scenarios=("payment-outage", "pipeline-stall", "none"),
@@ -104,7 +94,7 @@ SMALL = Options(
     horizon=timedelta(minutes=75),
     clean=timedelta(hours=2),
     chunk=timedelta(hours=2),
-    settings=QUIET_PROFILE,
+    settings=SETTINGS,
     jobs=2,
 )
 
