@@ -185,7 +185,10 @@ def _parser() -> argparse.ArgumentParser:
         "--settings", type=Path, metavar="FILE", help="rule generator settings to backtest (YAML)"
     )
     test.add_argument(
-        "--workdir", type=Path, metavar="DIR", help="keep the work files here, and reuse them"
+        "--workdir",
+        type=Path,
+        metavar="DIR",
+        help="keep the work files here, and reuse them (with the same recmon version)",
     )
     test.add_argument("--jobs", type=int, default=1, help="processes simulating and backfilling")
     return parser
