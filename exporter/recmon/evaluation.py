@@ -19,11 +19,11 @@ from recmon.incremental.partial import Group, fields
 from recmon.incremental.store import MinuteStore
 from recmon.incremental.window import Window, merged
 from recmon.kpis import ab
-from recmon.kpis.catalog import gini
-from recmon.kpis.classification import auc_from_histogram
+from recmon.kpis.catalog import catalog_from_counts
+from recmon.kpis.classification import auc_from_histogram, classification_from_counts
 from recmon.kpis.comparison import COMPARISON_METRICS, means
 from recmon.kpis.drift import psi_from_histogram
-from recmon.kpis.engagement import ratio
+from recmon.kpis.engagement import engagement_from_counts, ratio
 from recmon.kpis.lifecycle import anomalous_hours
 from recmon.kpis.ranking import METRICS as RANKING_METRICS
 from recmon.sources.reader import CycleData, Lifecycle
@@ -82,35 +82,43 @@ def _pair_values(
     config: Config, state: Window, reference: Window, raw: list[Group], data: CycleData
 ) -> dict[str, float | None]:
     f = _sums(config, state, raw)
-    shown, clicks, conversions = f["impressions"], f["clicks"], f["conversions"]
     codes, scored, clicked, past = _score_bins(
         [state.scored.get(g) for g in raw],
         [state.clicked.get(g) for g in raw],
         [reference.scored.get(g) for g in raw],
     )
-    items = merged(state.items.get(g) for g in raw)
-    values: dict[str, float | None] = {
-        "recommendation_requests": f["requests"],
-        "impressions": shown,
-        "clicks": clicks,
-        "conversions": conversions,
-        "ctr_ratio": ratio(clicks, shown),
-        "conversion_ratio": ratio(conversions, shown),
-        "click_conversion_ratio": ratio(conversions, clicks),
-        "watch_time_seconds": f["watch_seconds"],
-        "active_users": float(np.count_nonzero(merged(state.users.get(g) for g in raw))),
-        "auc": auc_from_histogram(scored, clicked),
-        # log loss needs every score to be a probability
-        "log_loss": ratio(f["log_loss"], f["scored"]) if not f["out_of_range"] else None,
-        "classification_accuracy": ratio(f["correct"], f["scored"]),
-        "classification_precision": ratio(f["true_positives"], f["predicted"]),
-        "classification_recall": ratio(f["true_positives"], f["positives"]),
-        "catalog_coverage_ratio": ratio(float(np.count_nonzero(items)), data.catalog_size),
-        "new_item_share_ratio": ratio(f["new_items"], shown),
-        "recommended_item_age_seconds": ratio(f["age_seconds"], f["aged"]),
-        "gini_index": gini(items[items > 0]),
-        "score_psi": psi_from_histogram(past, scored, BIN_EDGES[codes]),
-    }
+    users = merged(state.users.get(g) for g in raw)
+    values = engagement_from_counts(
+        f["requests"],
+        f["impressions"],
+        f["clicks"],
+        f["conversions"],
+        f["watch_seconds"],
+        float(np.count_nonzero(users)),
+    )
+    values.update(
+        classification_from_counts(
+            f["scored"],
+            f["positives"],
+            f["log_loss"],
+            f["out_of_range"],
+            f["predicted"],
+            f["true_positives"],
+            f["correct"],
+            auc_from_histogram(scored, clicked),
+        )
+    )
+    values.update(
+        catalog_from_counts(
+            merged(state.items.get(g) for g in raw),
+            data.catalog_size,
+            f["impressions"],
+            f["new_items"],
+            f["age_seconds"],
+            f["aged"],
+        )
+    )
+    values["score_psi"] = psi_from_histogram(past, scored, BIN_EDGES[codes])
     if data.sessions:
         values["session_duration_seconds"] = ratio(f["session_seconds"], f["sessions"])
     return values

@@ -10,10 +10,10 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
+from recmon.kpis.classification import log_loss_terms
 from recmon.kpis.ranking import METRICS as RANKING_METRICS
 
 Group = tuple[str, ...]  # (model, variant, *dimension values)
-_EPS = 1e-15  # log loss clips probabilities to [_EPS, 1 - _EPS], as classification.py does
 
 # Additive per group: a window's value is the sum of its minutes'.
 BASE_FIELDS = (
@@ -98,7 +98,6 @@ def additive(rows: pd.DataFrame, threshold: float, new_item_seconds: float) -> p
     s = rows["score"].to_numpy(dtype=float)
     scored = np.isfinite(s)
     y = rows["clicked"].to_numpy(dtype=bool)
-    p = np.clip(np.where(scored, s, 0.5), _EPS, 1 - _EPS)
     predicted = np.where(scored, s, -np.inf) >= threshold
     age = (rows["ts"] - rows["created_at"]).dt.total_seconds().to_numpy()
     aged = ~np.isnan(age)
@@ -110,7 +109,7 @@ def additive(rows: pd.DataFrame, threshold: float, new_item_seconds: float) -> p
             "watch_seconds": rows["watch_seconds"].to_numpy(dtype=float),
             "scored": scored.astype(float),
             "positives": (scored & y).astype(float),
-            "log_loss": np.where(scored, np.where(y, -np.log(p), -np.log1p(-p)), 0.0),
+            "log_loss": np.where(scored, log_loss_terms(np.where(scored, s, 0.5), y), 0.0),
             "out_of_range": (scored & ((s < 0) | (s > 1))).astype(float),
             "predicted": predicted.astype(float),
             "true_positives": (predicted & y).astype(float),

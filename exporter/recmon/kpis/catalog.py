@@ -23,15 +23,34 @@ def gini(counts: np.ndarray) -> float | None:
 def catalog_health(
     impressions: pd.DataFrame, catalog_size: int, new_item_age: timedelta
 ) -> dict[str, float | None]:
-    """`impressions` has item_id, ts and created_at (the item's, from the catalogue).
+    """`impressions` has item_id, ts and created_at (the item's, from the catalogue)."""
+    age = (impressions["ts"] - impressions["created_at"]).dt.total_seconds()
+    return catalog_from_counts(
+        item_counts=impressions["item_id"].value_counts().to_numpy(),
+        catalog_size=catalog_size,
+        shown=len(impressions),
+        new_items=int((age < new_item_age.total_seconds()).sum()),
+        age_seconds=float(age.sum()),
+        aged=int(age.notna().sum()),
+    )
+
+
+def catalog_from_counts(
+    item_counts: np.ndarray,
+    catalog_size: int,
+    shown: float,
+    new_items: float,
+    age_seconds: float,
+    aged: float,
+) -> dict[str, float | None]:
+    """The catalogue KPIs from a window's counts: impressions per recommended item, impressions
+    of new items, and the sum of the item ages known (`aged` impressions).
 
     Coverage divides by the whole catalogue, so it is 0 for no impressions; the others are None.
     """
-    age = (impressions["ts"] - impressions["created_at"]).dt.total_seconds()
-    shown = len(impressions)
     return {
-        "catalog_coverage_ratio": ratio(impressions["item_id"].nunique(), catalog_size),
-        "new_item_share_ratio": ratio(int((age < new_item_age.total_seconds()).sum()), shown),
-        "recommended_item_age_seconds": float(age.mean()) if shown else None,
-        "gini_index": gini(impressions["item_id"].value_counts().to_numpy()),
+        "catalog_coverage_ratio": ratio(float(np.count_nonzero(item_counts)), catalog_size),
+        "new_item_share_ratio": ratio(new_items, shown),
+        "recommended_item_age_seconds": ratio(age_seconds, aged),
+        "gini_index": gini(item_counts[item_counts > 0]),
     }

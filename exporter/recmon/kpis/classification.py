@@ -5,7 +5,24 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from recmon.kpis.engagement import ratio
+
 _EPS = 1e-15
+
+
+KEYS = (
+    "auc",
+    "log_loss",
+    "classification_accuracy",
+    "classification_precision",
+    "classification_recall",
+)
+
+
+def log_loss_terms(scores: np.ndarray, clicked: np.ndarray) -> np.ndarray:
+    """Each impression's log loss, its probability clipped to [1e-15, 1 - 1e-15]."""
+    p = np.clip(scores, _EPS, 1 - _EPS)
+    return -np.where(clicked, np.log(p), np.log1p(-p))
 
 
 def classification_metrics(
@@ -21,39 +38,53 @@ def classification_metrics(
     s, y = scores[keep], np.asarray(clicked, dtype=bool)[keep]
     n = len(s)
     positives = int(y.sum())
-    result: dict[str, float | None] = dict.fromkeys(
-        (
-            "auc",
-            "log_loss",
-            "classification_accuracy",
-            "classification_precision",
-            "classification_recall",
-        )
-    )
-    if n == 0:
-        return result
+    auc = None
     if 0 < positives < n:
         # Mann-Whitney U from average ranks, which scores ties as half a win.
         ranks = pd.Series(s).rank(method="average").to_numpy()
         u = ranks[y].sum() - positives * (positives + 1) / 2
-        result["auc"] = float(u / (positives * (n - positives)))
-    if s.min() >= 0.0 and s.max() <= 1.0:
-        p = np.clip(s, _EPS, 1 - _EPS)
-        result["log_loss"] = float(-np.mean(np.where(y, np.log(p), np.log1p(-p))))
+        auc = float(u / (positives * (n - positives)))
     predicted = s >= threshold
-    tp = int((predicted & y).sum())
-    result["classification_accuracy"] = float((predicted == y).mean())
-    if predicted.any():
-        result["classification_precision"] = tp / int(predicted.sum())
-    if positives:
-        result["classification_recall"] = tp / positives
-    return result
+    return classification_from_counts(
+        scored=n,
+        positives=positives,
+        log_loss=float(log_loss_terms(s, y).sum()),
+        out_of_range=int(((s < 0) | (s > 1)).sum()),
+        predicted=int(predicted.sum()),
+        true_positives=int((predicted & y).sum()),
+        correct=int((predicted == y).sum()),
+        auc=auc,
+    )
+
+
+def classification_from_counts(
+    scored: float,
+    positives: float,
+    log_loss: float,
+    out_of_range: float,
+    predicted: float,
+    true_positives: float,
+    correct: float,
+    auc: float | None,
+) -> dict[str, float | None]:
+    """The KPIs from a window's counts over the impressions with a score (what the incremental
+    engine keeps): `log_loss` is the sum of log_loss_terms(), defined only when no score is
+    out of [0, 1]."""
+    if not scored:
+        return dict.fromkeys(KEYS)
+    return {
+        "auc": auc,
+        "log_loss": None if out_of_range else log_loss / scored,
+        "classification_accuracy": correct / scored,
+        "classification_precision": ratio(true_positives, predicted),
+        "classification_recall": ratio(true_positives, positives),
+    }
 
 
 def auc_from_histogram(scored: np.ndarray, clicked: np.ndarray) -> float | None:
     """AUC from impressions and clicks per score bin, bins in score order: a pair of a click
     and a non-click in one bin counts as a tie (half a win), so the error is at most half the
-    share of such pairs (tests/kpis/test_classification.py bounds it)."""
+    share of such pairs (tests/kpis/test_histograms.py checks it)."""
     negatives = scored - clicked
     p, n = int(clicked.sum()), int(negatives.sum())
     if p == 0 or n == 0:

@@ -19,9 +19,7 @@ def psi(reference: np.ndarray, current: np.ndarray, bins: int = BINS) -> float |
         return None
     inner = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))
     # right-closed bins: (-inf, q1], (q1, q2], ..., (q_last, inf)
-    ref_share = _shares(ref, inner)
-    cur_share = _shares(cur, inner)
-    return float(((cur_share - ref_share) * np.log(cur_share / ref_share)).sum())
+    return _index(_counts(ref, inner), _counts(cur, inner))
 
 
 def _finite(values: np.ndarray) -> np.ndarray:
@@ -29,9 +27,15 @@ def _finite(values: np.ndarray) -> np.ndarray:
     return values[np.isfinite(values)]
 
 
-def _shares(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    counts = np.bincount(np.searchsorted(edges, values, side="left"), minlength=len(edges) + 1)
-    return np.maximum(counts / len(values), FLOOR)
+def _counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    return np.bincount(np.searchsorted(edges, values, side="left"), minlength=len(edges) + 1)
+
+
+def _index(reference: np.ndarray, current: np.ndarray) -> float:
+    """PSI of the counts per bin of both sides."""
+    ref_share = np.maximum(reference / reference.sum(), FLOOR)
+    cur_share = np.maximum(current / current.sum(), FLOOR)
+    return float(((cur_share - ref_share) * np.log(cur_share / ref_share)).sum())
 
 
 def psi_from_histogram(
@@ -51,6 +55,6 @@ def psi_from_histogram(
     quantiles = below + (position - np.floor(position)) * (above - below)
     inner = np.unique(np.searchsorted(values, quantiles, side="right") - 1)
     owner = np.searchsorted(inner, np.arange(len(reference)), side="left")
-    ref_share = np.maximum(np.bincount(owner, reference, len(inner) + 1) / ref_n, FLOOR)
-    cur_share = np.maximum(np.bincount(owner, current, len(inner) + 1) / cur_n, FLOOR)
-    return float(((cur_share - ref_share) * np.log(cur_share / ref_share)).sum())
+    return _index(
+        np.bincount(owner, reference, len(inner) + 1), np.bincount(owner, current, len(inner) + 1)
+    )
