@@ -20,6 +20,12 @@ def floor(t: datetime) -> datetime:
     return t - timedelta(seconds=t.second, microseconds=t.microsecond)
 
 
+def horizon(b: datetime, attribution: timedelta, now: datetime) -> datetime:
+    """The newest time minute b's labels depend on: a list can earn a click, or lose one to a
+    later list, until A after it."""
+    return min(b + BUCKET + attribution, now)
+
+
 def grid(start: datetime, end: datetime) -> Iterator[datetime]:
     """The minutes b with start <= b < end (both on the grid)."""
     b = start

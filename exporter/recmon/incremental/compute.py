@@ -10,7 +10,7 @@ import pandas as pd
 from sqlalchemy import Connection
 
 from recmon.config import Config
-from recmon.incremental.buckets import BUCKET, Interner, grid, score_codes
+from recmon.incremental.buckets import Interner, grid, horizon, score_codes
 from recmon.incremental.partial import Minute, additive, summarize
 from recmon.kpis.attribution import attribute
 from recmon.kpis.ranking import relevant_items, request_metrics
@@ -45,15 +45,15 @@ class Summarizer:
         """Minutes [start, end), their labels seeing data up to min(minute + 1m + A, now).
         Without `labels`, only the scores (a drift reference older than every window)."""
         a = self.config.attribution_window
-        horizon = min(end + a, now) if labels else end
-        minutes = {b: Minute(min(b + BUCKET + a, now), labels) for b in grid(start, end)}
+        until = min(end + a, now) if labels else end  # the newest data any minute needs
+        minutes = {b: Minute(horizon(b, a, now), labels) for b in grid(start, end)}
         invalid: InvalidCounts = Counter()
         t = self.tables
-        read = timed("impressions", lambda: queries.impressions(conn, t, start, end, horizon))
+        read = timed("impressions", lambda: queries.impressions(conn, t, start, end, until))
         impressions = clean_impressions(read, start, end, invalid)
-        impressions = impressions[impressions["ts"] <= horizon].reset_index(drop=True)
+        impressions = impressions[impressions["ts"] <= until].reset_index(drop=True)
         if labels:
-            got = timed("events", lambda: queries.events(conn, t, self.types, start, horizon))
+            got = timed("events", lambda: queries.events(conn, t, self.types, start, until))
             events = clean_events(got, start, end, invalid)
             roles = _roles(self.config, events)
             labelled = pd.concat([impressions, attribute(impressions, roles, a)], axis=1)
@@ -75,7 +75,7 @@ class Summarizer:
             ]
             per_request = self._ranking(rows, positives)
             if self.sessions:
-                sessions = self._sessions(conn, start, end, horizon, impressions, timed)
+                sessions = self._sessions(conn, start, end, until, impressions, timed)
         summarize(
             minutes,
             rows,
@@ -112,7 +112,7 @@ class Summarizer:
         conn: Connection,
         start: datetime,
         end: datetime,
-        horizon: datetime,
+        until: datetime,
         impressions: pd.DataFrame,
         timed: Timer,
     ) -> pd.DataFrame:
@@ -122,7 +122,7 @@ class Summarizer:
         a = self.config.attribution_window
         events = timed(
             "session_events",
-            lambda: queries.session_events(conn, self.tables, start - a, horizon),
+            lambda: queries.session_events(conn, self.tables, start - a, until),
         )
         first = events.groupby(["session_id", "user_id"])["ts"].transform("min")
         events = events[events["ts"] <= first + a].assign(first=first)

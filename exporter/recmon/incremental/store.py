@@ -8,7 +8,7 @@ import numpy as np
 from sqlalchemy import Connection
 
 from recmon.config import Config
-from recmon.incremental.buckets import BUCKET, grid
+from recmon.incremental.buckets import BUCKET, grid, horizon
 from recmon.incremental.compute import Summarizer
 from recmon.incremental.partial import Minute
 from recmon.incremental.window import Window
@@ -47,7 +47,7 @@ class MinuteStore:
         config = self.config
         offset = config.drift.reference_offset
         oldest_window = span.end - config.largest_window.length
-        oldest = min(oldest_window, span.end - config.largest_window.length - offset)
+        oldest = oldest_window - offset  # the drift reference of the largest window
         self.minutes = {b: m for b, m in self.minutes.items() if b >= oldest}
         missing: list[tuple[datetime, bool]] = []
         for b in grid(oldest, span.end):
@@ -72,7 +72,7 @@ class MinuteStore:
         timed("event_minutes", lambda: self._count_events(conn, span))
 
     def _horizon(self, b: datetime, now: datetime) -> datetime:
-        return min(b + BUCKET + self.config.attribution_window, now)
+        return horizon(b, self.config.attribution_window, now)
 
     def _count_events(self, conn: Connection, span: Span) -> None:
         """Events per minute for the undelayed counts, [now - W, now): a minute is counted again
