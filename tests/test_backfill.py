@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from recmon.backfill import _LIVE_ONLY
 from recmon.simulate import simulate
+from tests.support.cli import recmon_ok
 from tests.support.stack import prometheus
 
 END = datetime(2026, 11, 20, 12, 0)
@@ -21,18 +20,6 @@ START = END - 6 * STEP
 TIMES = [START, END - 3 * STEP, END]  # where `recmon once` checks the blocks
 
 Series = tuple[str, frozenset[tuple[str, str]], float]  # name, labels, unix time
-
-
-def recmon(*args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "recmon", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
 
 
 def unix(t: datetime) -> float:
@@ -50,7 +37,7 @@ def test_backfilled_blocks_hold_what_once_prints(tmp_path: Path) -> None:
         "      - {record: 'test:ctr_ratio:doubled', expr: '2 * recmon_ctr_ratio'}\n"
     )
     out = tmp_path / "blocks"
-    recmon(
+    recmon_ok(
         "backfill",
         "--config.file",
         str(config),
@@ -64,11 +51,14 @@ def test_backfilled_blocks_hold_what_once_prints(tmp_path: Path) -> None:
         str(out),
         "--rule-file",
         str(rules),
+        timeout=600,
     )
 
     expected: dict[Series, float] = {}
     for t in TIMES:
-        exposition = recmon("once", "--config.file", str(config), "--now", t.isoformat())
+        exposition = recmon_ok(
+            "once", "--config.file", str(config), "--now", t.isoformat(), timeout=600
+        ).stdout
         for family in text_string_to_metric_families(exposition):
             if family.name.removesuffix("_info") in _LIVE_ONLY:  # the parser names info families
                 continue

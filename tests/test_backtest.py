@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import subprocess
-import sys
 from datetime import timedelta
 
 import pytest
@@ -25,6 +23,7 @@ from recmon.backtest.alerts import (
 from recmon.backtest.report import ScenarioReport
 from recmon.generate import rules as generator
 from recmon.simulate.scenarios import SCENARIOS
+from tests.support.cli import recmon
 
 MINUTE = 60.0
 GRID = [i * MINUTE for i in range(20)]
@@ -148,13 +147,7 @@ def test_the_clean_world_does_not_page(small: dict[str, ScenarioReport]) -> None
 
 
 def test_cli_backtest_rejects_an_unknown_scenario() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "recmon", "backtest", "--scenario", "meteor-strike"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = recmon("backtest", "--scenario", "meteor-strike")
     assert result.returncode == 1
     assert "unknown scenario(s) meteor-strike" in result.stderr
 

@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import recmon
 from tests.support.databases import write_tables
 from tests.support.exposition import parse_hand_built
 from tests.test_cycle import NOW, TABLES
-
-
-def recmon(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "recmon", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=120,
-    )
 
 
 def write(tmp_path: Path, text: str) -> Path:

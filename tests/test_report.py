@@ -10,7 +10,6 @@ import re
 import shutil
 import sqlite3
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +23,7 @@ from recmon.config import parse_config
 from recmon.cycle import Cycle
 from recmon.report import DATA_ID, FILE_NAME
 from recmon.report.history import REPORTED
+from tests.support.cli import recmon_ok
 from tests.support.databases import write_tables
 from tests.support.rows import event, impression
 from tests.support.stack import prometheus, wait_for
@@ -70,18 +70,6 @@ def config_text(database: Path) -> str:
         f"sources:\n  main: {{dsn: 'sqlite:///{database}'}}\n"
         "comparisons: [{baseline: popularity, candidate: personal}]\n"
     )
-
-
-def recmon(*args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "recmon", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return result
 
 
 def report_data(page: Path) -> dict[str, Any]:
@@ -136,7 +124,7 @@ def database_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pat
     config = root / "recmon.yml"
     config.write_text(config_text(database))
     start = END - timedelta(days=1)
-    recmon(
+    recmon_ok(
         "report",
         "--config.file",
         str(config),
@@ -148,6 +136,7 @@ def database_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pat
         "6h",
         "--out",
         str(root / "out"),
+        timeout=300,
     )
     return root / "out" / FILE_NAME, database, config.read_text()
 
@@ -250,7 +239,7 @@ def test_prometheus_report_holds_the_range_queries(tmp_path: Path) -> None:
         "      - {record: 'recmon:ctr_ratio:baseline_upper', expr: '1.1 * recmon_ctr_ratio'}\n"
     )
     blocks = tmp_path / "blocks"
-    recmon(
+    recmon_ok(
         "backfill",
         "--config.file",
         str(config),
@@ -264,6 +253,7 @@ def test_prometheus_report_holds_the_range_queries(tmp_path: Path) -> None:
         str(blocks),
         "--rule-file",
         str(bands),
+        timeout=300,
     )
     alerts = tmp_path / "alerts.yml"
     alerts.write_text(
@@ -280,7 +270,7 @@ def test_prometheus_report_holds_the_range_queries(tmp_path: Path) -> None:
     ) as base:
         wait_for("the alert's ALERTS series", lambda: firing(base))
         out = tmp_path / "out"
-        recmon(
+        recmon_ok(
             "report",
             "--prometheus",
             base,
@@ -292,6 +282,7 @@ def test_prometheus_report_holds_the_range_queries(tmp_path: Path) -> None:
             "5m",
             "--out",
             str(out),
+            timeout=300,
         )
         data = report_data(out / FILE_NAME)
         series = {m.name for m in REPORTED}

@@ -4,14 +4,13 @@ with the database reachable (PostgreSQL accepts any password under trust auth) a
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import requests
 
+from tests.support.cli import recmon
 from tests.support.databases import server_url, write_tables
 from tests.test_cycle import TABLES
 from tests.test_serve import start_serve, wait_until_ready
@@ -20,14 +19,7 @@ SECRET = "Pw-9f3Kq7-hunter2"
 
 
 def run(config: Path, dsn: str, *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "recmon", *args, "--config.file", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "RECMON_DSN": dsn},
-        check=False,
-    )
+    result = recmon(*args, "--config.file", str(config), env={**os.environ, "RECMON_DSN": dsn})
     return result.stdout + result.stderr
 
 
