@@ -158,7 +158,7 @@ def ranking_evidently(recs: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
     owners = recs.groupby("request_id")[GROUP].first()
     rows = rows.drop(columns=GROUP).join(owners, on="request_id")
     rows = rows[rows["request_id"].isin(rel["request_id"])]  # evaluated requests only
-    rows["rank"] = rows["rank"].fillna(max(K) + 1)
+    rows["rank"] = rows["rank"].fillna(max(K) + 1).astype(int)  # Evidently ranges up to its max
     rows["target"] = rows["target"].fillna(0)
     definition = DataDefinition(
         numerical_columns=["rank", "target"],

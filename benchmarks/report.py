@@ -131,7 +131,7 @@ def _table(rows: list[Record], columns: list[tuple[str, str]]) -> list[str]:
     for row in rows:
         bound = not row.get("complete", True)
         cells = [
-            _cell(row.get(key), bound and key.endswith(("_s", "ratio", "bytes_gib")))
+            _cell(row.get(key), bound and key.endswith(("_s", "ratio", "bytes_gib", "value")))
             for key, _ in columns
         ]
         lines.append("| " + " | ".join(cells) + " |")
@@ -260,8 +260,9 @@ def markdown(records: list[Record], command: str) -> str:
         "",
         "## Targets",
         "",
-        "From the performance issue; reported, never asserted. A value after > is a lower bound "
-        "(the process was stopped by a guard), so its target is missed by at least that.",
+        "From the performance issue; reported, never asserted. A value after > is a lower bound: "
+        "a process was stopped by a guard, recmon's (its target is then missed by at least that) "
+        "or an alternative's (recmon is then at least that much faster).",
         "",
         *_table(
             [

@@ -44,9 +44,9 @@ WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta
 # The largest window, its drift reference a week earlier, the label delay and the horizon.
 HISTORY = timedelta(days=14, hours=2)
 END = datetime(2026, 11, 2, 12, 0)  # a fixed clock: runs are comparable; --now drives recmon
-EVIDENTLY = ["evidently", "pandas<3", "sqlalchemy>=2", "psycopg[binary]"]
+EVIDENTLY = ["evidently==0.7.23", "pandas<3", "sqlalchemy>=2", "psycopg[binary]"]
 SIZES = {  # name: (impressions a day, generated days, steady cycles, time guard s, scrape s)
-    "full": (10_000_000, 1, 3, 240.0, 20.0),
+    "full": (10_000_000, 1, 3, 900.0, 20.0),
     "quick": (10_000, 1, 2, 120.0, 3.0),
 }
 Record = dict[str, Any]

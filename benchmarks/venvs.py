@@ -17,7 +17,7 @@ class Unavailable(Exception):
 def python312() -> str:
     """A Python 3.12 interpreter already on this machine: on PATH, from pyenv, or from uv."""
     found = shutil.which("python3.12")
-    if found:
+    if found and _runs(found):  # a pyenv shim is on PATH even when 3.12 is not selected
         return found
     if shutil.which("pyenv"):
         root = subprocess.run(["pyenv", "root"], capture_output=True, text=True).stdout.strip()
@@ -35,6 +35,10 @@ def python312() -> str:
         "no Python 3.12 interpreter: none on PATH, none under pyenv, none known to uv; Debian 12 "
         "ships 3.11 only, and pyenv or uv would download one from outside the package registries"
     )
+
+
+def _runs(python: str) -> bool:
+    return subprocess.run([python, "-c", ""], capture_output=True).returncode == 0
 
 
 def ensure(name: str, python: str, packages: list[str]) -> Path:

@@ -35,6 +35,8 @@ def test_backfilled_blocks_hold_what_once_prints(tmp_path: Path) -> None:
     rules.write_text(
         "groups:\n  - name: test\n    rules:\n"
         "      - {record: 'test:ctr_ratio:doubled', expr: '2 * recmon_ctr_ratio'}\n"
+        # built on the rule above, as a baseline's band is built on its mean
+        "      - {record: 'test:ctr_ratio:quadrupled', expr: '2 * test:ctr_ratio:doubled'}\n"
     )
     out = tmp_path / "blocks"
     recmon_ok(
@@ -74,9 +76,11 @@ def test_backfilled_blocks_hold_what_once_prints(tmp_path: Path) -> None:
         # The rule's evaluation times are its own (offset by a hash of the group): compare each
         # with the raw series evaluated at that time.
         doubled = samples(base, "test:ctr_ratio:doubled")
-        raw = {}
+        quadrupled = samples(base, "test:ctr_ratio:quadrupled")
+        raw, twice = {}, {}
         for t in {t for _, _, t in doubled}:
             raw.update(instant_query(base, "2 * recmon_ctr_ratio", t))
+            twice.update(instant_query(base, "4 * recmon_ctr_ratio", t))
 
     assert len(expected) > 500
     checked = {unix(t) for t in TIMES}
@@ -84,6 +88,7 @@ def test_backfilled_blocks_hold_what_once_prints(tmp_path: Path) -> None:
     assert len({t for _, _, t in got}) == 7  # every step is there
     assert len(doubled) >= 8
     assert {(labels, t): v for (_, labels, t), v in doubled.items()} == raw
+    assert {(labels, t): v for (_, labels, t), v in quadrupled.items()} == twice
 
 
 def instant_query(base: str, query: str, t: float) -> dict[tuple[frozenset, float], float]:

@@ -7,6 +7,7 @@ whole-window computation with the attribution function alone."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -25,11 +26,11 @@ A = timedelta(minutes=10)
 LIVE = {"query_duration_seconds", "cycle_duration_seconds", "last_success_timestamp_seconds"}
 
 
-def config(delay: str, windows: str) -> str:
+def config(delay: str, windows: str, offset: str = "30m") -> str:
     return (
         "sources: {main: {dsn: 'sqlite:///%s'}}\n"
         f"windows: [{windows}]\nk: [1, 3]\nattribution_window: 10m\ndelay: {delay}\n"
-        "drift: {reference_offset: 30m}\n"
+        f"drift: {{reference_offset: {offset}}}\n"
         "comparisons: [{baseline: m1, candidate: m2}]\n"
     )
 
@@ -105,6 +106,8 @@ def samples(cycle: Cycle, now: datetime) -> dict:
     steps=st.lists(st.integers(20, 1500), min_size=2, max_size=5),  # seconds between cycles
     restart=st.integers(0, 5),
     delay=st.sampled_from(["10m", "4m"]),
+    # 30m: the references overlap the windows; 70m: a gap of minutes neither needs
+    offset=st.sampled_from(["30m", "70m"]),
 )
 def test_incremental_equals_full_recomputation(
     tmp_path_factory: pytest.TempPathFactory,
@@ -113,11 +116,12 @@ def test_incremental_equals_full_recomputation(
     steps: list[int],
     restart: int,
     delay: str,
+    offset: str,
 ) -> None:
     path = tmp_path_factory.mktemp("db") / "recmon.db"
     recs, events, arrivals, event_arrivals = history(requests, reactions)
-    text = config(delay, "15m, 1h") % path
-    kept = Cycle(parse_config(config(delay, "15m") % path))  # reloaded into `text` below
+    text = config(delay, "15m, 1h", offset) % path
+    kept = Cycle(parse_config(config(delay, "15m", offset) % path))  # reloaded into `text` below
     now = T0 + timedelta(minutes=50)
     try:
         for i, step in enumerate(steps):
@@ -148,6 +152,54 @@ def test_incremental_equals_full_recomputation(
     for key, value in cold.items():
         assert warm[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
     _check_additive(cold, recs, events, now, timedelta(minutes=int(delay[:-1])))
+
+
+@settings(max_examples=6, deadline=None)
+@given(
+    requests=st.lists(request, min_size=1, max_size=25),
+    reactions=st.lists(reaction, max_size=30),
+    steps=st.lists(st.integers(20, 1500), min_size=2, max_size=4),
+    delay=st.sampled_from(["10m", "4m"]),
+)
+def test_summarising_ahead_changes_nothing(
+    tmp_path_factory: pytest.TempPathFactory,
+    requests: list,
+    reactions: list,
+    steps: list[int],
+    delay: str,
+) -> None:
+    """Replaying history (backfill) with `ahead` summarises the minutes of later cycles early, as
+    of the last one's time: every cycle still gives what it gives without."""
+    path = tmp_path_factory.mktemp("db") / "recmon.db"
+    recs, events, _, _ = history(requests, reactions)
+    write_tables(f"sqlite:///{path}", {"recommendations": recs, "interactions": events})
+    text = config(delay, "15m, 1h", "70m") % path
+    times = [T0 + timedelta(minutes=50, seconds=sum(steps[: i + 1])) for i in range(len(steps))]
+    plain, early = Cycle(parse_config(text)), Cycle(parse_config(text))
+    early.ahead = times[-1]
+    try:
+        for now in times:
+            assert samples(early, now) == samples(plain, now)
+    finally:
+        plain.close()
+        early.close()
+
+
+def test_only_the_minutes_of_the_windows_and_their_references_are_kept(tmp_path: Path) -> None:
+    """A week-back drift reference needs a window's length of minutes there, not the week
+    between: the first cycle's work and the memory follow the windows, not the offset."""
+    path = tmp_path / "recmon.db"
+    recs, events, _, _ = history([(0, 60, "m1", [1, 2], None)], [(0, 0, "click", 30, 0.0)])
+    write_tables(f"sqlite:///{path}", {"recommendations": recs, "interactions": events})
+    cycle = Cycle(parse_config(config("10m", "15m, 1h", "1d") % path))
+    try:
+        cycle.run(T0 + timedelta(hours=2))
+        store = cycle.health["main"].store
+        assert store is not None
+        labelled = [m for m in store.minutes.values() if m.labelled]
+        assert (len(labelled), len(store.minutes)) == (60, 60 + 60)
+    finally:
+        cycle.close()
 
 
 def _check_additive(cold: dict, recs: list, events: list, now: datetime, delay: timedelta) -> None:

@@ -4,12 +4,14 @@ Each step runs the same cycle as `serve`, with `now` set to that step. The sampl
 OpenMetrics with timestamps, a chunk of steps per file (OpenMetrics wants each family's samples
 together, so a chunk is held in memory), and `promtool tsdb create-blocks-from openmetrics` turns
 each file into blocks. With rule files, a throwaway Prometheus then serves the new blocks to
-`promtool tsdb create-blocks-from rules`, which adds the recording rules' history (the baselines).
+`promtool tsdb create-blocks-from rules`, which adds the recording rules' history (the baselines),
+a dependency level at a time.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import shutil
 import socket
 import subprocess
@@ -21,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import requests
+import yaml
 
 from recmon.collector import families
 from recmon.config import Config
@@ -70,6 +73,7 @@ def backfill(
         for first in range(0, len(times), STEPS_PER_FILE):
             chunk = times[first : first + STEPS_PER_FILE]
             lines: dict[str, list[str]] = defaultdict(list)
+            cycle.ahead = chunk[-1]
             for i, now in enumerate(chunk):
                 written += _collect(cycle, config, now, lines)
                 progress(first + i + 1, len(times))
@@ -127,7 +131,61 @@ def _backfill_rules(
     end: datetime,
     step: timedelta,
 ) -> None:
-    """Serve the new blocks from a throwaway Prometheus and let promtool evaluate the rules."""
+    """Serve the blocks from a throwaway Prometheus and let promtool evaluate the rules, one
+    dependency level at a time: promtool reads only what the server holds, so a rule built on
+    another recording rule (a band from its baseline mean) waits for that rule's blocks."""
+    # One path for every level: a group's evaluation times are offset by a hash of its name and
+    # file, so a band is computed at the very times its mean was.
+    path = out / "backfill-rules.yml"
+    for rules in rule_levels(rule_files):
+        path.write_text(yaml.safe_dump(rules), encoding="utf-8")
+        try:
+            _rules_once(promtool, out, path, start, end, step)
+        finally:
+            path.unlink()
+
+
+def rule_levels(rule_files: Sequence[Path]) -> list[dict]:
+    """The recording rules of `rule_files` as rule-file documents, one per level: level 0 reads
+    only raw series, level n reads recording rules of levels below n. Groups keep their name and
+    interval (the evaluation times depend on them); alerting rules leave no history."""
+    groups = [
+        group
+        for f in rule_files
+        for group in (yaml.safe_load(f.read_text(encoding="utf-8")) or {}).get("groups", [])
+    ]
+    recorded = {r["record"] for g in groups for r in g.get("rules", []) if "record" in r}
+    level: dict[str, int] = {}
+
+    def level_of(name: str, seen: frozenset[str] = frozenset()) -> int:
+        if name not in level:
+            rules = [r for g in groups for r in g.get("rules", []) if r.get("record") == name]
+            uses = {
+                other
+                for r in rules
+                for other in recorded - seen - {name}
+                if re.search(rf"(?<![\w:]){re.escape(other)}(?![\w:])", str(r["expr"]))
+            }
+            level[name] = 1 + max((level_of(u, seen | {name}) for u in uses), default=-1)
+        return level[name]
+
+    documents: list[dict] = []
+    for group in groups:
+        for rule in group.get("rules", []):
+            if "record" not in rule:
+                continue
+            n = level_of(rule["record"])
+            documents += [{"groups": []} for _ in range(n + 1 - len(documents))]
+            target = documents[n]["groups"]
+            if not target or target[-1]["name"] != group["name"]:
+                target.append({**{k: v for k, v in group.items() if k != "rules"}, "rules": []})
+            target[-1]["rules"].append(rule)
+    return documents
+
+
+def _rules_once(
+    promtool: str, out: Path, rule_file: Path, start: datetime, end: datetime, step: timedelta
+) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -158,13 +216,13 @@ def _backfill_rules(
             f"--eval-interval={int(step.total_seconds())}s",
             f"--url={url}",
             f"--output-dir={rules_out}",
-            *map(str, rule_files),
+            str(rule_file),
         )
     finally:
         server.terminate()
         server.wait(timeout=60)
         config.unlink()
-    # The rule blocks sit beside the others, where Prometheus reads them.
+    # The rule blocks sit beside the others, where Prometheus (and the next level) reads them.
     for block in rules_out.iterdir():
         block.rename(out / block.name)
     rules_out.rmdir()

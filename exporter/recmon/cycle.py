@@ -66,6 +66,9 @@ class Cycle:
         }
         self.health = {name: SourceHealth() for name in config.sources}
         self.capping = False  # whether the last cycle left samples out (see _capped)
+        # The last `now` a caller replaying history (backfill, report) will ask for: its data is
+        # all there, so the engine summarises the minutes up to it in one pass.
+        self.ahead: datetime | None = None
 
     def carry_over(self, previous: Cycle) -> None:
         """Continue the state of the sources `previous` shares with this cycle (after a reload):
@@ -169,7 +172,8 @@ class Cycle:
             timed = Timer()
             data = read(conn, tables, config, span, health.schema.optional, health.hourly, timed)
             assert health.store is not None  # made with the schema
-            health.store.update(conn, span, timed)
+            ahead = floor(self.ahead) if self.ahead is not None else now
+            health.store.update(conn, span, timed, Span.at(config, ahead) if ahead > now else None)
         return evaluate(config, name, span, health.store, data)
 
     def _custom(self, name: str, now: datetime, lost: str | None) -> list[Sample]:

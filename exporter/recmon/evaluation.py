@@ -128,11 +128,16 @@ def _score_bins(*tallies: list[Tally | None]) -> tuple[np.ndarray, ...]:
     """The score bins used on any side, and each side's counts in them (the histograms are
     mostly empty: their order is all that AUC and PSI need)."""
     sides = [merged(t) for t in tallies]
-    used = np.zeros(max(len(side) for side in sides), dtype=bool)
-    for side in sides:
-        used[: len(side)] |= side > 0
-    codes = np.flatnonzero(used)
-    return codes, *(np.pad(side, (0, len(used) - len(side)))[codes] for side in sides)
+    codes = np.unique(np.concatenate([np.flatnonzero(side) for side in sides]))
+    return codes, *(_at(side, codes) for side in sides)
+
+
+def _at(counts: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """counts[codes] as int64, 0 past the end of `counts`."""
+    out = np.zeros(len(codes), dtype=np.int64)
+    inside = codes < len(counts)
+    out[inside] = counts[codes[inside]]
+    return out
 
 
 def _samples(values: dict[str, float | None], labels: tuple[str, ...]) -> list[Sample]:
@@ -254,8 +259,7 @@ def _lifecycle(config: Config, source: str, now: datetime, life: Lifecycle) -> l
         hourly = life.hourly.get((row.model, row.version))
         if hourly is not None:
             hours = anomalous_hours(
-                hourly["click"],
-                hourly["conversion"],
+                *hourly,
                 config.pollution.ratio_floor,
                 config.pollution.min_clicks,
             )

@@ -53,7 +53,7 @@ class Summarizer:
         impressions = clean_impressions(read, start, end, invalid)
         impressions = impressions[impressions["ts"] <= until].reset_index(drop=True)
         if labels:
-            got = timed("events", lambda: queries.events(conn, t, self.types, start, until))
+            got = timed("events", lambda: queries.events(conn, t, self.types, start, end, until))
             events = clean_events(got, start, end, invalid)
             roles = _roles(self.config, events)
             labelled = pd.concat([impressions, attribute(impressions, roles, a)], axis=1)
@@ -122,7 +122,7 @@ class Summarizer:
         a = self.config.attribution_window
         events = timed(
             "session_events",
-            lambda: queries.session_events(conn, self.tables, start - a, until),
+            lambda: queries.session_events(conn, self.tables, start - a, until, start, end),
         )
         first = events.groupby(["session_id", "user_id"])["ts"].transform("min")
         events = events[events["ts"] <= first + a].assign(first=first)

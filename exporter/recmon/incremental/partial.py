@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -42,14 +43,15 @@ def fields(ks: Sequence[int]) -> tuple[str, ...]:
     return BASE_FIELDS + tuple(f"{m}@{k}" for k in ks for m in RANKING_METRICS)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
-    """A user's latest list of one model within a minute (for the comparisons)."""
+    """A user's latest list of one model within a minute (for the comparisons); compact, since
+    a window holds one for every list of its compared models' users."""
 
-    ts: datetime
+    ts: int  # microseconds since the epoch
     request_id: str
-    items: tuple[int, ...]  # item codes in rank order, repeats removed, rank <= the largest k
-    ranks: tuple[float, ...]
+    items: array  # item codes (int32) in rank order, repeats removed, rank <= the largest k
+    ranks: array  # their ranks (float32: whole numbers from 1)
 
     def newer_than(self, other: Entry) -> bool:
         # equal times go to the greater request id, as comparison.latest_lists does
@@ -81,15 +83,16 @@ def split(frame: pd.DataFrame, by: list[str], columns: list[str]) -> Iterator[tu
     if frame.empty:
         return
     frame = frame.sort_values(by, kind="stable")
-    keys = frame[by]
-    change = np.ones(len(frame), dtype=bool)
-    change[1:] = (keys.iloc[1:].to_numpy() != keys.iloc[:-1].to_numpy()).any(axis=1)
+    change = np.zeros(len(frame), dtype=bool)
+    change[0] = True
+    for c in by:  # column by column: a frame-wide to_numpy() would box every timestamp
+        column = frame[c].to_numpy()
+        change[1:] |= column[1:] != column[:-1]
     starts = np.flatnonzero(change)
     ends = np.append(starts[1:], len(frame))
+    keys = zip(*(frame[c].iloc[starts].tolist() for c in by), strict=True)
     arrays = {c: frame[c].to_numpy() for c in columns}
-    for key, a, b in zip(
-        keys.iloc[starts].itertuples(index=False, name=None), starts, ends, strict=True
-    ):
+    for key, a, b in zip(keys, starts, ends, strict=True):
         yield key, {c: values[a:b] for c, values in arrays.items()}
 
 
@@ -195,13 +198,18 @@ def _lists(minutes: dict[datetime, Minute], rows: pd.DataFrame, depth: int) -> N
     top = top.sort_values(["rank", "item_id"]).drop_duplicates(["request_id", "item_id"])
     grouped = top.groupby("request_id", sort=False)
     items, ranks = grouped["item_code"].agg(tuple), grouped["rank"].agg(tuple)
-    for request, row in latest.iterrows():
+    for request, user, model, ts, minute in zip(
+        latest.index,
+        latest["user_code"],
+        latest["model"],
+        latest["ts"].astype("datetime64[us]").astype("int64"),
+        latest["minute"].dt.to_pydatetime(),
+        strict=True,
+    ):
         entry = Entry(
-            row["ts"].to_pydatetime(),
+            int(ts),
             str(request),
-            items.get(request, ()),
-            tuple(map(float, ranks.get(request, ()))),
+            array("i", items.get(request, ())),
+            array("f", ranks.get(request, ())),
         )
-        minutes[row["minute"].to_pydatetime()].lists.setdefault(row["model"], {})[
-            int(row["user_code"])
-        ] = entry
+        minutes[minute].lists.setdefault(model, {})[int(user)] = entry

@@ -42,34 +42,57 @@ class MinuteStore:
         self.events: dict[datetime, np.ndarray] = {}  # minute -> events per type
         self.events_horizon: dict[datetime, datetime] = {}
 
-    def update(self, conn: Connection, span: Span, timed: Timer) -> None:
-        """Bring the Minutes and windows to `span` (its end on the minute grid)."""
-        config = self.config
-        offset = config.drift.reference_offset
-        oldest_window = span.end - config.largest_window.length
-        oldest = oldest_window - offset  # the drift reference of the largest window
-        self.minutes = {b: m for b, m in self.minutes.items() if b >= oldest}
-        missing: list[tuple[datetime, bool]] = []
-        for b in grid(oldest, span.end):
-            labelled = b >= oldest_window
+    def update(self, conn: Connection, span: Span, timed: Timer, ahead: Span | None = None) -> None:
+        """Bring the Minutes and windows to `span` (its end on the minute grid). With `ahead` (a
+        later span whose data is all in the database already: backfill, report), the minutes it
+        will need are summarised now too, as of its `now`, in one pass instead of one a cycle."""
+        labelled, reference = self._needed(span)
+        later_labelled, later_reference = self._needed(ahead) if ahead else (set(), set())
+        any_labelled = labelled | later_labelled
+        kept = any_labelled | reference | later_reference
+        self.minutes = {b: m for b, m in self.minutes.items() if b in kept}
+        missing: list[tuple[datetime, bool]] = []  # summarised as of span.now
+        early: list[tuple[datetime, bool]] = []  # only `ahead` needs them: as of ahead.now
+        for b in sorted(kept):
             minute = self.minutes.get(b)
-            fresh = minute is not None and (
-                not labelled or (minute.labelled and minute.horizon == self._horizon(b, span.now))
-            )
-            if not fresh:
-                missing.append((b, labelled))
-            elif not labelled and minute.labelled:
-                self.minutes[b] = minute.scores_only()
-        for start, end, labelled in _runs(missing):
-            for s, e in timed("hourly_rows", lambda s=start, e=end: self._chunks(conn, s, e)):
-                self.minutes.update(self.summarizer.minutes(conn, s, e, span.now, labelled, timed))
-        for window in config.windows:
+            if b not in any_labelled:
+                if minute is None:
+                    (missing if b in reference else early).append((b, False))
+                elif minute.labelled:
+                    self.minutes[b] = minute.scores_only()
+            elif b in labelled:
+                if minute is None or not (
+                    minute.labelled and minute.horizon == self._horizon(b, span.now)
+                ):
+                    missing.append((b, True))
+            elif minute is None or not minute.labelled:
+                early.append((b, True))
+        for runs, now in ((missing, span.now), (early, ahead.now if ahead else span.now)):
+            for start, end, labels in _runs(runs):
+                chunks = timed("hourly_rows", lambda s=start, e=end: self._chunks(conn, s, e))
+                for s, e in chunks:
+                    self.minutes.update(self.summarizer.minutes(conn, s, e, now, labels, timed))
+        offset = self.config.drift.reference_offset
+        for window in self.config.windows:
             since = span.end - window.length
             self.windows[window.label].sync({b: self.minutes[b] for b in grid(since, span.end)})
             self.references[window.label].sync(
                 {b: self.minutes[b] for b in grid(since - offset, span.end - offset)}
             )
         timed("event_minutes", lambda: self._count_events(conn, span))
+
+    def _needed(self, span: Span) -> tuple[set[datetime], set[datetime]]:
+        """The minutes the windows need labelled, and those only their drift references need
+        (scores only): a reference a week back needs a window's length of minutes there, not the
+        week between."""
+        offset = self.config.drift.reference_offset
+        labelled: set[datetime] = set()
+        reference: set[datetime] = set()
+        for window in self.config.windows:
+            since = span.end - window.length
+            labelled.update(grid(since, span.end))
+            reference.update(grid(since - offset, span.end - offset))
+        return labelled, reference - labelled
 
     def _horizon(self, b: datetime, now: datetime) -> datetime:
         return horizon(b, self.config.attribution_window, now)

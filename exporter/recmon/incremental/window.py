@@ -132,10 +132,11 @@ class Window:
 
 
 def merged(tallies: Iterable[Tally | None]) -> np.ndarray:
-    """The sum of some groups' tallies (the groups folded into one, or a model's variants)."""
+    """The sum of some groups' tallies (the groups folded into one, or a model's variants); one
+    group's tally as it is (read only), the common case without dimensions."""
     arrays = [t.counts for t in tallies if t is not None]
-    if not arrays:
-        return np.zeros(0, dtype=np.int64)
+    if len(arrays) <= 1:
+        return arrays[0] if arrays else np.zeros(0, dtype=np.int64)
     total = np.zeros(max(len(a) for a in arrays), dtype=np.int64)
     for a in arrays:
         total[: len(a)] += a

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import numpy as np
 import pandas as pd
 
 
@@ -35,13 +36,13 @@ def latest_metrics(metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 def anomalous_hours(
-    clicks: pd.Series, conversions: pd.Series, ratio_floor: float, min_clicks: int
+    clicks: np.ndarray, conversions: np.ndarray, ratio_floor: float, min_clicks: int
 ) -> int | None:
-    """Hours (index) with at least `min_clicks` clicks whose conversions/clicks fell below
-    `ratio_floor` times the median of those hours' ratios; None when no hour qualifies."""
-    conversions = conversions.reindex(clicks.index, fill_value=0)
+    """Hours (counts per hour, aligned) with at least `min_clicks` clicks whose
+    conversions/clicks fell below `ratio_floor` times the median of those hours' ratios; None
+    when no hour qualifies."""
     busy = clicks >= min_clicks
     if not busy.any():
         return None
     ratios = conversions[busy] / clicks[busy]
-    return int((ratios < ratio_floor * ratios.median()).sum())
+    return int((ratios < ratio_floor * np.median(ratios)).sum())

@@ -7,7 +7,17 @@ from datetime import datetime
 from typing import ClassVar
 
 import pandas as pd
-from sqlalchemy import Connection, DateTime, Select, func, select, tuple_
+from sqlalchemy import (
+    CompoundSelect,
+    Connection,
+    DateTime,
+    Select,
+    func,
+    select,
+    tuple_,
+    union,
+    union_all,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
@@ -33,16 +43,13 @@ _TEXT = (
 def impressions(
     conn: Connection, t: SourceTables, start: datetime, end: datetime, horizon: datetime
 ) -> pd.DataFrame:
-    """Recommendation rows with start <= ts < end, and those with end <= ts <= horizon of the
-    users who interacted in [start, horizon] (the only later lists that can take a click from
-    an earlier one or show during a session), with their item's created_at from the catalogue
-    (`known_item` is null when the catalogue lacks the item)."""
+    """Recommendation rows with start <= ts < end, and those with end <= ts <= horizon that can
+    take a click from them or show during a session that began in [start, end): the later lists
+    of the users shown a list in [start, end) who interacted by the horizon, and of the users who
+    interacted in [start, end]. Each with its item's created_at from the catalogue (`known_item`
+    is null when the catalogue lacks the item)."""
     recs, items = t["recommendations"], t["items"]
     ts, user = t.col("recommendations", "ts"), t.col("recommendations", "user_id")
-    event_ts = t.col("interactions", "ts")
-    reacting = select(t.col("interactions", "user_id")).where(
-        event_ts >= start, event_ts <= horizon
-    )
     columns = (
         *t.cols("recommendations", *IMPRESSION_COLUMNS),
         *t.dimension_cols(),
@@ -51,10 +58,12 @@ def impressions(
     )
     joined = recs.outerjoin(items, t.col("recommendations", "item_id") == t.col("items", "item_id"))
     query = select(*columns).select_from(joined).where(ts >= start, ts < end)
-    later = (
-        select(*columns)
-        .select_from(joined)
-        .where(ts >= end, ts <= horizon, user.in_(reacting.scalar_subquery()))
+    after = select(*columns).select_from(joined).where(ts >= end, ts <= horizon)
+    # Two ANDed semi-joins, not one OR: a database joins an IN (subquery) only at the top of a
+    # WHERE, and would otherwise test every row of the horizon against the subquery.
+    later = union(
+        after.where(user.in_(_shown(t, start, end)), user.in_(_active(t, start, horizon))),
+        after.where(user.in_(_active(t, start, end))),
     )
     # (an empty frame's columns have no types to agree with the other's)
     parts = [part for part in (_frame(conn, query), _frame(conn, later)) if not part.empty]
@@ -65,26 +74,59 @@ def impressions(
 
 
 def events(
-    conn: Connection, t: SourceTables, event_types: Sequence[str], start: datetime, end: datetime
+    conn: Connection,
+    t: SourceTables,
+    event_types: Sequence[str],
+    start: datetime,
+    end: datetime,
+    until: datetime,
 ) -> pd.DataFrame:
-    """Interactions of the given types with start <= ts <= end."""
+    """Interactions of the given types with start <= ts <= until: every one of [start, end),
+    and after it those of the users shown a list in [start, end), the only ones that can label
+    its impressions or make its requests' relevant items."""
     ts = t.col("interactions", "ts")
-    query = select(*t.cols("interactions", *EVENT_COLUMNS)).where(
-        ts >= start, ts <= end, t.col("interactions", "event_type").in_(list(event_types))
+    typed = select(*t.cols("interactions", *EVENT_COLUMNS)).where(
+        t.col("interactions", "event_type").in_(list(event_types))
+    )
+    query = union_all(  # (two queries, not an OR: see impressions)
+        typed.where(ts >= start, ts < end),
+        typed.where(
+            ts >= end, ts <= until, t.col("interactions", "user_id").in_(_shown(t, start, end))
+        ),
     )
     return _frame(conn, query)
 
 
 def session_events(
-    conn: Connection, t: SourceTables, start: datetime, end: datetime
+    conn: Connection,
+    t: SourceTables,
+    since: datetime,
+    until: datetime,
+    start: datetime,
+    end: datetime,
 ) -> pd.DataFrame:
-    """session_id, user_id, ts of the interactions in a session with start <= ts <= end."""
+    """session_id, user_id, ts of the interactions with since <= ts <= until of the sessions
+    with an interaction in [start, end) (those that may have begun then)."""
     ts, session = t.col("interactions", "ts"), t.col("interactions", "session_id")
     user = t.col("interactions", "user_id")
+    began = select(session).where(ts >= start, ts < end, session.is_not(None)).correlate(None)
     query = select(session.label("session_id"), user.label("user_id"), ts.label("ts")).where(
-        session.is_not(None), user.is_not(None), ts >= start, ts <= end
+        session.is_not(None), user.is_not(None), ts >= since, ts <= until, session.in_(began)
     )
     return _frame(conn, query)
+
+
+def _shown(t: SourceTables, start: datetime, end: datetime) -> Select:
+    """The users shown a list in [start, end), as a subquery of its own (never correlated)."""
+    ts = t.col("recommendations", "ts")
+    user = t.col("recommendations", "user_id")
+    return select(user).where(ts >= start, ts < end).correlate(None)
+
+
+def _active(t: SourceTables, start: datetime, end: datetime) -> Select:
+    """The users with an interaction in [start, end] (end included: a horizon is)."""
+    ts = t.col("interactions", "ts")
+    return select(t.col("interactions", "user_id")).where(ts >= start, ts <= end).correlate(None)
 
 
 def _dimensions(frame: pd.DataFrame, t: SourceTables) -> pd.DataFrame:
@@ -141,7 +183,7 @@ def freshness(
     return (None if pd.isna(value) else value.to_pydatetime()), int(future)
 
 
-def _frame(conn: Connection, query: Select) -> pd.DataFrame:
+def _frame(conn: Connection, query: Select | CompoundSelect) -> pd.DataFrame:
     result = conn.execute(query)
     # The driver's rows as they are: SQLAlchemy's per-value result processing (parsing SQLite's
     # timestamp strings one at a time) cost more than the query; utc_naive parses timestamps
@@ -151,8 +193,8 @@ def _frame(conn: Connection, query: Select) -> pd.DataFrame:
     finally:
         result.close()
     frame = pd.DataFrame.from_records(rows, columns=list(result.keys()))
-    for name in _TEXT:
-        if name in frame:
+    for name in _TEXT:  # a column the driver gave as text throughout is text already
+        if name in frame and not isinstance(frame[name].dtype, pd.StringDtype):
             frame[name] = frame[name].map(str, na_action="ignore")
     if "ts" in frame:
         frame["ts"] = utc_naive(frame["ts"])

@@ -6,9 +6,10 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypeVar
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Connection
 
@@ -21,9 +22,10 @@ from recmon.span import Span
 
 T = TypeVar("T")
 Version = tuple[str, str]  # (model, version)
-# Hourly click and conversion events of a version's training window, kept across cycles once the
-# window is over (its counts no longer change), so each version is counted once.
-HourlyCache = dict[tuple[str, str, datetime, datetime], pd.DataFrame]
+# Click and conversion events of each whole hour, kept across cycles once no more can arrive for
+# it (it ended A ago): the recent versions' training windows overlap, and an hour is counted once.
+HourlyCache = dict[datetime, tuple[int, int]]
+HOUR = timedelta(hours=1)
 
 
 @dataclass
@@ -31,7 +33,7 @@ class Lifecycle:
     versions: pd.DataFrame  # the recent versions of each model (registry rows)
     deployed: pd.DataFrame  # the deployed version of each model
     metrics: pd.DataFrame  # latest offline metric values of the recent versions
-    hourly: dict[Version, pd.DataFrame]  # index hour, columns click and conversion
+    hourly: dict[Version, tuple[np.ndarray, np.ndarray]]  # clicks, conversions of each hour
 
 
 @dataclass
@@ -105,26 +107,57 @@ def _lifecycle(
     if has_metrics:
         metrics = timed("model_metrics", lambda: queries.model_metrics(conn, t, keys, span.now))
     types = {role: config.events[role] for role in ("click", "conversion")}
-    hourly: dict[Version, pd.DataFrame] = {}
-    live: set[tuple[str, str, datetime, datetime]] = set()
-    for row in versions.itertuples():
-        if pd.isna(row.training_data_start) or pd.isna(row.training_data_end):
-            continue
-        start, end = row.training_data_start.to_pydatetime(), row.training_data_end.to_pydatetime()
-        key = (row.model, row.version, start, end)
-        counts = cache.get(key)
-        if counts is None:
-            counts = timed(
-                "training_hours",
-                lambda s=start, e=end: _hourly_roles(conn, t, types, s, min(e, span.now)),
-            )
-            if end + config.attribution_window <= span.now:
-                cache[key] = counts
-        live.add(key)
-        hourly[(row.model, row.version)] = counts
-    for stale in cache.keys() - live:  # versions that left the recent set
+    windows = {
+        (row.model, row.version): (
+            row.training_data_start.to_pydatetime(),
+            min(row.training_data_end.to_pydatetime(), span.now),
+        )
+        for row in versions.itertuples()
+        if not (pd.isna(row.training_data_start) or pd.isna(row.training_data_end))
+    }
+    hours = {h for start, end in windows.values() for h in _whole_hours(start, end)}
+    counts = pd.DataFrame(columns=["click", "conversion"])
+    if missing := sorted(h for h in hours if h not in cache):
+        counts = timed(
+            "training_hours",
+            lambda: _hourly_roles(conn, t, types, missing[0], missing[-1] + HOUR),
+        )
+        for hour in missing:
+            if hour + HOUR + config.attribution_window <= span.now:
+                cache[hour] = _pair(counts, hour)
+    hourly: dict[Version, tuple[np.ndarray, np.ndarray]] = {}
+    for version, (start, end) in windows.items():
+        whole = _whole_hours(start, end)
+        pairs = [cache.get(h) or _pair(counts, h) for h in whole]
+        # the hours a window covers only in part are counted for it alone
+        parts = [(start, whole[0]), (whole[-1] + HOUR, end)] if whole else [(start, end)]
+        for lo, hi in parts:
+            if lo < hi:
+                part = timed(
+                    "training_hours", lambda lo=lo, hi=hi: _hourly_roles(conn, t, types, lo, hi)
+                )
+                pairs.append(_pair(part, _floor(lo)))
+        table = np.array(pairs, dtype=float).reshape(-1, 2)
+        hourly[version] = (table[:, 0], table[:, 1])
+    for stale in [h for h in cache if h not in hours]:  # hours no recent version needs
         del cache[stale]
     return Lifecycle(versions, deployed(registry, span.now), latest_metrics(metrics), hourly)
+
+
+def _floor(t: datetime) -> datetime:
+    return t.replace(minute=0, second=0, microsecond=0)
+
+
+def _whole_hours(start: datetime, end: datetime) -> list[datetime]:
+    """The hours that lie wholly within [start, end)."""
+    first = start if start == _floor(start) else _floor(start) + HOUR
+    return [first + i * HOUR for i in range(max(0, (_floor(end) - first) // HOUR))]
+
+
+def _pair(counts: pd.DataFrame, hour: datetime) -> tuple[int, int]:
+    if hour not in counts.index:
+        return 0, 0
+    return int(counts.at[hour, "click"]), int(counts.at[hour, "conversion"])
 
 
 def _hourly_roles(
