@@ -110,8 +110,10 @@ def run_the_incidents(
             "DELETE FROM interactions WHERE event_type = 'conversion' AND ts >= ?",
             ((datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S"),),
         )
+    # The engine evaluates on the minute grid: the deletion shows from the next minute's cycle
+    # (up to 60 s away), then scrape, rule evaluation, `for` and Alertmanager take seconds more.
     collapse = wait_for(
-        "the conversion collapse page", lambda: pages(got, "RecmonConversionCollapse")
+        "the conversion collapse page", lambda: pages(got, "RecmonConversionCollapse"), 120
     )
     page = collapse[0]
     assert page["routing_key"] == PAGERDUTY_KEY
