@@ -25,7 +25,7 @@ from recmon.incremental.buckets import floor
 from recmon.incremental.store import MinuteStore
 from recmon.sources.check import Schema, inspect_schema
 from recmon.sources.engine import SourceError, connect, describe, open_engine, unreachable
-from recmon.sources.reader import HourlyCache, Timer, read
+from recmon.sources.reader import LifecycleCache, Timer, read
 from recmon.sources.tables import SourceTables
 from recmon.span import Span
 
@@ -44,7 +44,7 @@ class SourceHealth:
     last_success: float | None = None
     duration: float = 0.0
     schema: Schema | None = None  # checked once per connection state
-    hourly: HourlyCache = field(default_factory=dict)
+    lifecycle: LifecycleCache = field(default_factory=LifecycleCache)
     store: MinuteStore | None = None  # incremental state, kept while the schema holds
     custom_problems: dict[str, str | None] = field(default_factory=dict)  # metric -> last error
 
@@ -170,7 +170,7 @@ class Cycle:
                 if health.store is None or health.store.summarizer.sessions != sessions:
                     health.store = MinuteStore(config, tables, sessions)
             timed = Timer()
-            data = read(conn, tables, config, span, health.schema.optional, health.hourly, timed)
+            data = read(conn, tables, config, span, health.schema.optional, health.lifecycle, timed)
             assert health.store is not None  # made with the schema
             ahead = floor(self.ahead) if self.ahead is not None else now
             health.store.update(conn, span, timed, Span.at(config, ahead) if ahead > now else None)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from recmon.config import Config
-from recmon.incremental.buckets import Tally, bin_edges
+from recmon.incremental.buckets import ScoreBins, Tally, bin_edges
 from recmon.incremental.partial import Group, fields
 from recmon.incremental.store import MinuteStore
 from recmon.incremental.window import Window, merged
@@ -57,7 +57,7 @@ def evaluate(
         per_pair: dict[Group, dict[str, float | None]] = {}
         for pair in pairs:
             raw = members.get(pair, [])
-            values = per_pair[pair] = _pair_values(config, state, reference, raw, data)
+            values = per_pair[pair] = _pair_values(config, store, state, reference, raw, data)
             labels = (source, *pair[:2], window.label, *pair[2:])
             samples.extend(_samples(values, labels))
             samples.extend(_ranking_samples(config, labels, state, raw))
@@ -79,10 +79,16 @@ def _sums(config: Config, state: Window, raw: list[Group]) -> dict[str, float]:
 
 
 def _pair_values(
-    config: Config, state: Window, reference: Window, raw: list[Group], data: CycleData
+    config: Config,
+    store: MinuteStore,
+    state: Window,
+    reference: Window,
+    raw: list[Group],
+    data: CycleData,
 ) -> dict[str, float | None]:
     f = _sums(config, state, raw)
-    codes, scored, clicked, past = _score_bins(
+    bins, scored, clicked, past = _score_bins(
+        store.summarizer.bins,
         [state.scored.get(g) for g in raw],
         [state.clicked.get(g) for g in raw],
         [reference.scored.get(g) for g in raw],
@@ -118,18 +124,19 @@ def _pair_values(
             f["aged"],
         )
     )
-    values["score_psi"] = psi_from_histogram(past, scored, BIN_EDGES[codes])
+    values["score_psi"] = psi_from_histogram(past, scored, BIN_EDGES[bins])
     if data.sessions:
         values["session_duration_seconds"] = ratio(f["session_seconds"], f["sessions"])
     return values
 
 
-def _score_bins(*tallies: list[Tally | None]) -> tuple[np.ndarray, ...]:
-    """The score bins used on any side, and each side's counts in them (the histograms are
-    mostly empty: their order is all that AUC and PSI need)."""
+def _score_bins(bins: ScoreBins, *tallies: list[Tally | None]) -> tuple[np.ndarray, ...]:
+    """The numbers of the score bins used on any side, ascending, and each side's counts in
+    them (the order of the bins is all that AUC and PSI need)."""
     sides = [merged(t) for t in tallies]
     codes = np.unique(np.concatenate([np.flatnonzero(side) for side in sides]))
-    return codes, *(_at(side, codes) for side in sides)
+    codes = codes[np.argsort(bins.numbers[codes])]
+    return bins.numbers[codes], *(_at(side, codes) for side in sides)
 
 
 def _at(counts: np.ndarray, codes: np.ndarray) -> np.ndarray:

@@ -76,6 +76,26 @@ class Interner:
         return len(self.known)
 
 
+class ScoreBins:
+    """Small codes for the score bins in use, in order of first use: a window's score tallies are
+    then as long as the bins its scores fell in, not the SCORE_CODES the bin numbers span, which
+    keeps reading their non-empty bins cheap."""
+
+    def __init__(self) -> None:
+        self._code = np.full(SCORE_CODES, -1, dtype=np.int32)  # bin number -> code
+        self.numbers = np.zeros(0, dtype=np.int64)  # code -> bin number
+
+    def codes(self, numbers: np.ndarray) -> np.ndarray:
+        found = self._code[numbers]
+        new = found < 0
+        if new.any():
+            fresh = np.unique(numbers[new])
+            self._code[fresh] = np.arange(len(self.numbers), len(self.numbers) + len(fresh))
+            self.numbers = np.concatenate([self.numbers, fresh])
+            found = self._code[numbers]
+        return found.astype(np.int64)
+
+
 class Tally:
     """Counts per code, growable; the running total of a window's minutes."""
 

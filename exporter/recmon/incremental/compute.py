@@ -10,7 +10,7 @@ import pandas as pd
 from sqlalchemy import Connection
 
 from recmon.config import Config
-from recmon.incremental.buckets import Interner, grid, horizon, score_codes
+from recmon.incremental.buckets import Interner, ScoreBins, grid, horizon, score_codes
 from recmon.incremental.partial import Minute, additive, summarize
 from recmon.kpis.attribution import attribute
 from recmon.kpis.ranking import relevant_items, request_metrics
@@ -29,6 +29,7 @@ class Summarizer:
         self.sessions = sessions
         self.users = Interner()
         self.items = Interner()
+        self.bins = ScoreBins()
         self.keys = ["model", "variant", *config.dimensions]
         self.types = sorted({name for names in config.events.values() for name in names})
         self.compared = {m for c in config.comparisons for m in (c.baseline, c.candidate)}
@@ -65,7 +66,7 @@ class Summarizer:
         rows["item_code"] = self.items.codes(rows["item_id"])
         finite = np.isfinite(rows["score"].to_numpy(dtype=float))
         codes = np.full(len(rows), -1, dtype=np.int64)
-        codes[finite] = score_codes(rows["score"].to_numpy(dtype=float)[finite])
+        codes[finite] = self.bins.codes(score_codes(rows["score"].to_numpy(dtype=float)[finite]))
         rows["score_code"] = codes
         per_request = pd.DataFrame(columns=["minute", *self.keys])
         sessions = pd.DataFrame(columns=["minute", *self.keys, "seconds"])

@@ -68,7 +68,7 @@ class Minute:
     sums: dict[Group, np.ndarray] = field(default_factory=dict)
     users: dict[Group, np.ndarray] = field(default_factory=dict)  # distinct user codes
     items: dict[Group, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # codes, n
-    # score codes (distinct), impressions with that score, clicked ones among them
+    # score bin codes (distinct, ScoreBins), impressions in that bin, clicked ones among them
     scores: dict[Group, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
     lists: dict[str, dict[int, Entry]] = field(default_factory=dict)  # model -> user -> list
     invalid: Counter[tuple[str, str]] = field(default_factory=Counter)

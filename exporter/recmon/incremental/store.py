@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import numpy as np
+import pandas as pd
 from sqlalchemy import Connection
 
 from recmon.config import Config
@@ -79,7 +80,7 @@ class MinuteStore:
             self.references[window.label].sync(
                 {b: self.minutes[b] for b in grid(since - offset, span.end - offset)}
             )
-        timed("event_minutes", lambda: self._count_events(conn, span))
+        timed("event_minutes", lambda: self._count_events(conn, span, ahead))
 
     def _needed(self, span: Span) -> tuple[set[datetime], set[datetime]]:
         """The minutes the windows need labelled, and those only their drift references need
@@ -97,27 +98,31 @@ class MinuteStore:
     def _horizon(self, b: datetime, now: datetime) -> datetime:
         return horizon(b, self.config.attribution_window, now)
 
-    def _count_events(self, conn: Connection, span: Span) -> None:
+    def _count_events(self, conn: Connection, span: Span, ahead: Span | None) -> None:
         """Events per minute for the undelayed counts, [now - W, now): a minute is counted again
-        while events may still arrive for it (within A), like an open Minute."""
+        while events may still arrive for it (within A), like an open Minute. A minute's count
+        holds whatever its horizon (it is every event in the minute), so with `ahead` the minutes
+        up to ahead.now are counted once, and a count as of a later horizon stays good."""
         oldest = span.now - self.config.largest_window.length
         self.events = {b: n for b, n in self.events.items() if b >= oldest}
+        self.events_horizon = {b: h for b, h in self.events_horizon.items() if b >= oldest}
         stale = [
             b
             for b in grid(oldest, span.now)
-            if self.events_horizon.get(b) != self._horizon(b, span.now)
+            if self.events_horizon.get(b, datetime.min) < self._horizon(b, span.now)
         ]
         if not stale:
             return
-        counts = queries.event_minutes(conn, self.tables, self.types, stale[0], span.now)
-        table = counts.pivot_table(
-            index="minute", columns="event_type", values="events", aggfunc="sum", fill_value=0
-        ).reindex(columns=self.types, fill_value=0)
-        for b in grid(stale[0], span.now):
-            row = table.loc[b].to_numpy() if b in table.index else np.zeros(len(self.types))
-            self.events[b] = row.astype(np.int64)
-            self.events_horizon[b] = self._horizon(b, span.now)
-        self.events_horizon = {b: h for b, h in self.events_horizon.items() if b >= oldest}
+        now = ahead.now if ahead else span.now
+        counts = queries.event_minutes(conn, self.tables, self.types, stale[0], now)
+        minutes = list(grid(stale[0], now))
+        table = np.zeros((len(minutes), len(self.types)), dtype=np.int64)
+        row = ((counts["minute"] - stale[0]) // BUCKET).to_numpy(dtype=np.int64)
+        column = pd.Index(self.types).get_indexer(counts["event_type"])
+        np.add.at(table, (row, column), counts["events"].to_numpy(dtype=np.int64))
+        for b, n in zip(minutes, table, strict=True):
+            self.events[b] = n
+            self.events_horizon[b] = self._horizon(b, now)
 
     def event_counts(self, span: Span) -> dict[str, list[int]]:
         """Per event type, per window: events with ts in [now - W, now)."""

@@ -22,10 +22,22 @@ from recmon.span import Span
 
 T = TypeVar("T")
 Version = tuple[str, str]  # (model, version)
-# Click and conversion events of each whole hour, kept across cycles once no more can arrive for
-# it (it ended A ago): the recent versions' training windows overlap, and an hour is counted once.
-HourlyCache = dict[datetime, tuple[int, int]]
 HOUR = timedelta(hours=1)
+Hourly = tuple[np.ndarray, np.ndarray]  # clicks, conversions of each hour of a training window
+
+
+@dataclass
+class LifecycleCache:
+    """What the lifecycle keeps across cycles. Events of a past hour, once no more can arrive
+    for it (it ended A ago): the recent versions' training windows overlap, and an hour is
+    counted once; so is a version's whole window once it is past. And which versions are recent
+    and deployed, which changes only when the registry does or `now` passes one of its times."""
+
+    hours: dict[datetime, tuple[int, int]] = field(default_factory=dict)
+    windows: dict[tuple[Version, datetime, datetime], Hourly] = field(default_factory=dict)
+    registry: pd.DataFrame | None = None
+    selection: tuple[pd.DataFrame, pd.DataFrame] | None = None  # recent, deployed
+    valid: tuple[datetime, datetime] = (datetime.min, datetime.min)  # selection's [from, until)
 
 
 @dataclass
@@ -33,7 +45,7 @@ class Lifecycle:
     versions: pd.DataFrame  # the recent versions of each model (registry rows)
     deployed: pd.DataFrame  # the deployed version of each model
     metrics: pd.DataFrame  # latest offline metric values of the recent versions
-    hourly: dict[Version, tuple[np.ndarray, np.ndarray]]  # clicks, conversions of each hour
+    hourly: dict[Version, Hourly]
 
 
 @dataclass
@@ -68,7 +80,7 @@ def read(
     config: Config,
     span: Span,
     optional: frozenset[str],
-    cache: HourlyCache,
+    cache: LifecycleCache,
     timed: Timer,
 ) -> CycleData:
     """`optional` names the optional tables and columns the source has (see check.Schema)."""
@@ -97,16 +109,15 @@ def _lifecycle(
     config: Config,
     span: Span,
     has_metrics: bool,
-    cache: HourlyCache,
+    cache: LifecycleCache,
     timed: Timer,
 ) -> Lifecycle:
     registry = timed("models", lambda: queries.models(conn, t))
-    versions = recent_versions(registry, span.now, config.model_versions)
+    versions, live = _selection(registry, span.now, config.model_versions, cache)
     keys = list(zip(versions["model"], versions["version"], strict=True))
     metrics = pd.DataFrame(columns=["model", "version", "metric", "value", "ts"])
     if has_metrics:
         metrics = timed("model_metrics", lambda: queries.model_metrics(conn, t, keys, span.now))
-    types = {role: config.events[role] for role in ("click", "conversion")}
     windows = {
         (row.model, row.version): (
             row.training_data_start.to_pydatetime(),
@@ -115,20 +126,69 @@ def _lifecycle(
         for row in versions.itertuples()
         if not (pd.isna(row.training_data_start) or pd.isna(row.training_data_end))
     }
+    known = {
+        key: cache.windows[key] for v, w in windows.items() if (key := (v, *w)) in cache.windows
+    }
+    todo = {v: w for v, w in windows.items() if (v, *w) not in known}
+    hourly = {v: known[(v, *w)] for v, w in windows.items() if (v, *w) in known}
+    for version, table in _training_hours(conn, t, config, span.now, todo, cache, timed).items():
+        hourly[version] = table
+        start, end = todo[version]
+        if end + config.attribution_window <= span.now:  # no more events can arrive for it
+            known[(version, start, end)] = table
+    cache.windows = known
+    return Lifecycle(versions, live, latest_metrics(metrics), hourly)
+
+
+def _selection(
+    registry: pd.DataFrame, now: datetime, per_model: int, cache: LifecycleCache
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The recent versions and the deployed ones at `now`, kept while neither the registry nor
+    the registry times `now` lies between change."""
+    start, until = cache.valid
+    if (
+        cache.selection is not None
+        and cache.registry is not None
+        and start <= now < until
+        and cache.registry.equals(registry)
+    ):
+        return cache.selection
+    times = pd.concat([registry["trained_at"], registry["deployed_at"]]).dropna()
+    before, after = times[times <= now], times[times > now]
+    cache.registry = registry
+    cache.selection = recent_versions(registry, now, per_model), deployed(registry, now)
+    cache.valid = (
+        before.max().to_pydatetime() if len(before) else datetime.min,
+        after.min().to_pydatetime() if len(after) else datetime.max,
+    )
+    return cache.selection
+
+
+def _training_hours(
+    conn: Connection,
+    t: SourceTables,
+    config: Config,
+    now: datetime,
+    windows: dict[Version, tuple[datetime, datetime]],
+    cache: LifecycleCache,
+    timed: Timer,
+) -> dict[Version, Hourly]:
+    """Clicks and conversions of each hour of each training window [start, end)."""
+    types = {role: config.events[role] for role in ("click", "conversion")}
     hours = {h for start, end in windows.values() for h in _whole_hours(start, end)}
     counts = pd.DataFrame(columns=["click", "conversion"])
-    if missing := sorted(h for h in hours if h not in cache):
+    if missing := sorted(h for h in hours if h not in cache.hours):
         counts = timed(
             "training_hours",
             lambda: _hourly_roles(conn, t, types, missing[0], missing[-1] + HOUR),
         )
         for hour in missing:
-            if hour + HOUR + config.attribution_window <= span.now:
-                cache[hour] = _pair(counts, hour)
-    hourly: dict[Version, tuple[np.ndarray, np.ndarray]] = {}
+            if hour + HOUR + config.attribution_window <= now:
+                cache.hours[hour] = _pair(counts, hour)
+    hourly: dict[Version, Hourly] = {}
     for version, (start, end) in windows.items():
         whole = _whole_hours(start, end)
-        pairs = [cache.get(h) or _pair(counts, h) for h in whole]
+        pairs = [cache.hours.get(h) or _pair(counts, h) for h in whole]
         # the hours a window covers only in part are counted for it alone
         parts = [(start, whole[0]), (whole[-1] + HOUR, end)] if whole else [(start, end)]
         for lo, hi in parts:
@@ -139,9 +199,8 @@ def _lifecycle(
                 pairs.append(_pair(part, _floor(lo)))
         table = np.array(pairs, dtype=float).reshape(-1, 2)
         hourly[version] = (table[:, 0], table[:, 1])
-    for stale in [h for h in cache if h not in hours]:  # hours no recent version needs
-        del cache[stale]
-    return Lifecycle(versions, deployed(registry, span.now), latest_metrics(metrics), hourly)
+    cache.hours = {h: n for h, n in cache.hours.items() if h in hours}  # only what is pending
+    return hourly
 
 
 def _floor(t: datetime) -> datetime:
