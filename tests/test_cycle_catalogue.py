@@ -15,6 +15,8 @@ from statsmodels.stats.proportion import proportions_ztest
 from tests.support.rows import Samples, at, event, impression, run_cycle
 
 NOW = datetime(2026, 11, 20, 12, 0)
+# A row dated after the wall clock is future-dated; one after a past `now` only came later.
+TOMORROW = datetime.now(UTC).replace(tzinfo=None, microsecond=0) + timedelta(days=1)
 DAY = timedelta(days=1)
 
 
@@ -35,7 +37,8 @@ RECOMMENDATIONS = [
     impression("r3", None, "old", 1, at("10:40")),  # null_id
     impression("r4", "u4", "ghost", 1, at("10:40")),  # unknown_item
     impression("r2", "u2", "x1", 2, at("10:30")),  # duplicate_rank: r2 already has 'edge' at rank 2
-    impression("r5", "u5", "old", 1, at("12:30")),  # future_timestamp (after now)
+    impression("r5", "u5", "old", 1, at("12:30")),  # after now: later data, not evaluated
+    impression("r7", "u5", "old", 1, TOMORROW),  # future_timestamp (after the wall clock)
     impression("r6", "u6", "old", 0, at("10:35")),  # invalid_rank: ranks start at 1
     # engines for the comparison: base vs cand for users c1 (same list) and c2 (disjoint)
     impression("b1", "c1", "x1", 1, at("10:05"), model="base"),
@@ -60,7 +63,8 @@ INTERACTIONS = [
     event("u1", "old", "click", at("10:05"), session="s1"),  # s1 starts 10:05 ...
     event("u1", "old", "conversion", at("10:25"), session="s1"),  # ... ends 10:25: 20 min
     event("u9", "old", "click", at("10:10"), session="s9"),  # never served: not counted
-    event("u1", "old", "click", at("12:30")),  # future_timestamp
+    event("u1", "old", "click", at("12:30")),  # after now: later data
+    event("u1", "old", "click", TOMORROW),  # future_timestamp
 ]
 for arm, _, clicked in AB_ARMS:
     INTERACTIONS += [event(f"{arm}-u{n}", "x0", "click", at("10:21")) for n in range(clicked)]
@@ -224,7 +228,7 @@ def test_freshness_ignores_future_rows(samples: dict) -> None:
     def newest(table: str) -> float:
         return samples[("last_event_timestamp_seconds", ("main", table))]
 
-    # the rows at 12:30 are after now: counted as future_timestamp, not as the newest
+    # the rows at 12:30 (after now) and tomorrow (future-dated) are not the newest
     assert newest("recommendations") == at("10:40").replace(tzinfo=UTC).timestamp()
     assert newest("interactions") == at("10:25").replace(tzinfo=UTC).timestamp()
     durations = {labels[1] for (metric, labels) in samples if metric == "query_duration_seconds"}

@@ -84,10 +84,14 @@ class Cycle:
     def run(self, now: datetime | None = None) -> list[Sample]:
         # One evaluation time for every source of the cycle, on the engine's minute grid: the
         # KPIs are those of the last whole minute.
-        now = floor(now or utc_now())
+        # Rows dated after the wall clock are future-dated; those after a past `now` (a replay:
+        # once --now, backfill, report) are merely the data that came later.
+        wall = utc_now()
+        clock = max(now or wall, wall)
+        now = floor(now or wall)
         samples: list[Sample] = []
         for name in self.config.sources:
-            samples.extend(self._source(name, now))
+            samples.extend(self._source(name, now, clock))
         return self._capped(samples)
 
     def _capped(self, samples: list[Sample]) -> list[Sample]:
@@ -133,13 +137,13 @@ class Cycle:
         for engine in self.engines.values():
             engine.dispose()
 
-    def _source(self, name: str, now: datetime) -> list[Sample]:
+    def _source(self, name: str, now: datetime, clock: datetime) -> list[Sample]:
         health = self.health[name]
         started = time.perf_counter()
         kpis: list[Sample] = []
         lost = None  # why the source is out of reach in this cycle, if it is
         try:
-            kpis = self._evaluate(name, now)
+            kpis = self._evaluate(name, now, clock)
         except (SQLAlchemyError, SourceError, OSError) as exc:
             self._failed(name, health, describe(exc), up=False)
             lost = health.problem if unreachable(exc) else None
@@ -155,7 +159,7 @@ class Cycle:
         # but not against a source out of reach: each would wait for its own timeout.
         return kpis + self._custom(name, now, lost) + self._health_samples(name, health)
 
-    def _evaluate(self, name: str, now: datetime) -> list[Sample]:
+    def _evaluate(self, name: str, now: datetime, clock: datetime) -> list[Sample]:
         engine, tables, config = self.engines[name], self.tables[name], self.config
         health = self.health[name]
         span = Span.at(config, now)
@@ -170,7 +174,8 @@ class Cycle:
                 if health.store is None or health.store.summarizer.sessions != sessions:
                     health.store = MinuteStore(config, tables, sessions)
             timed = Timer()
-            data = read(conn, tables, config, span, health.schema.optional, health.lifecycle, timed)
+            optional, cache = health.schema.optional, health.lifecycle
+            data = read(conn, tables, config, span, clock, optional, cache, timed)
             assert health.store is not None  # made with the schema
             ahead = floor(self.ahead) if self.ahead is not None else now
             health.store.update(conn, span, timed, Span.at(config, ahead) if ahead > now else None)

@@ -172,13 +172,13 @@ def catalog_size(conn: Connection, t: SourceTables) -> int:
 
 
 def freshness(
-    conn: Connection, t: SourceTables, table: str, now: datetime
+    conn: Connection, t: SourceTables, table: str, now: datetime, clock: datetime
 ) -> tuple[datetime | None, int]:
-    """The newest ts at or before `now`, and the number of rows dated after it (two index
+    """The newest ts at or before `now`, and the number of rows dated after `clock` (two index
     range scans on ts, not a table scan)."""
     ts = t.col(table, "ts")
     newest = conn.execute(select(func.max(ts)).where(ts <= now)).scalar_one()
-    future = conn.execute(select(func.count()).select_from(t[table]).where(ts > now)).scalar_one()
+    future = conn.execute(select(func.count()).select_from(t[table]).where(ts > clock)).scalar_one()
     value = utc_naive(pd.Series([newest])).iloc[0]
     return (None if pd.isna(value) else value.to_pydatetime()), int(future)
 

@@ -79,16 +79,19 @@ def read(
     t: SourceTables,
     config: Config,
     span: Span,
+    clock: datetime,
     optional: frozenset[str],
     cache: LifecycleCache,
     timed: Timer,
 ) -> CycleData:
-    """`optional` names the optional tables and columns the source has (see check.Schema)."""
+    """`clock`: rows dated after it are future-dated. `optional` names the optional tables and
+    columns the source has (see check.Schema)."""
     future: Counter[tuple[str, str]] = Counter()
     newest = {}
     for table in ("recommendations", "interactions"):
         newest[table], future[(table, FUTURE_TIMESTAMP)] = timed(
-            f"{table}_freshness", lambda table=table: queries.freshness(conn, t, table, span.now)
+            f"{table}_freshness",
+            lambda table=table: queries.freshness(conn, t, table, span.now, clock),
         )
     lifecycle = None
     if "models" in optional:
