@@ -6,10 +6,12 @@ way (last touch by user and item within the attribution window, merge_asof), and
 conversion and the ranking metrics at k = 5, 10 per model and variant. The timer covers the
 read and the computation, not the imports.
 
-    python benchmarks/alternatives.py pandas|ranx|evidently URL PREFIX WINDOW_SECONDS NOW
+    python benchmarks/alternatives.py pandas|ranx|evidently
 
-prints one JSON object. Only pandas, numpy and SQLAlchemy are imported at the top: the Evidently
-job runs this file in its own virtualenv.
+reads one JSON request per line on stdin ({"url", "prefix", "window_s", "now"}) and answers each
+with one JSON object, as a job that runs every few minutes would keep its imports and compiled
+code. Only pandas, numpy and SQLAlchemy are imported at the top: the Evidently job runs this file
+in its own virtualenv.
 """
 
 from __future__ import annotations
@@ -205,28 +207,33 @@ def run(tool: str, url: str, prefix: str, window: timedelta, now: datetime) -> d
 
 
 def warm_up(tool: str) -> None:
-    """ranx compiles its metrics with numba on first use: a job that runs often pays it once."""
+    """ranx compiles its metrics with numba on first use, for the shapes of data it sees (a
+    handful of requests takes other paths than thousands): a job that runs often pays it once."""
+    requests, size = 2000, 10
+    rng = np.random.default_rng(0)
     recs = pd.DataFrame(
         {
-            "request_id": ["a", "a"],
-            "user_id": ["u", "u"],
-            "item_id": ["x", "y"],
-            "rank": [1, 2],
-            "model": "m",
+            "request_id": np.repeat([f"r{n}" for n in range(requests)], size),
+            "user_id": "u",
+            "item_id": [f"i{n}" for n in rng.integers(0, 500, requests * size)],
+            "rank": np.tile(np.arange(1, size + 1), requests),
+            "model": np.repeat(rng.choice(["a", "b"], requests), size),
             "variant": "v",
             "ts": pd.Timestamp("2026-01-01"),
         }
     )
-    RANKING[tool](recs, pd.DataFrame({"request_id": ["a"], "item_id": ["x"]}))
+    RANKING[tool](recs, recs.sample(frac=0.1, random_state=0)[["request_id", "item_id"]])
 
 
-def main(argv: list[str]) -> None:
-    tool, url, prefix, seconds, now = argv
+def main(tool: str) -> None:
     warm_up(tool)
-    result = run(tool, url, prefix, timedelta(seconds=float(seconds)), datetime.fromisoformat(now))
-    result["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024.0
-    print(json.dumps(result), flush=True)
+    for line in sys.stdin:
+        ask = json.loads(line)
+        window = timedelta(seconds=ask["window_s"])
+        result = run(tool, ask["url"], ask["prefix"], window, datetime.fromisoformat(ask["now"]))
+        result["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024.0
+        print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main(sys.argv[1])

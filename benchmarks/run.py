@@ -47,7 +47,7 @@ END = datetime(2026, 11, 2, 12, 0)  # a fixed clock: runs are comparable; --now 
 EVIDENTLY = ["evidently==0.7.23", "pandas<3", "sqlalchemy>=2", "psycopg[binary]"]
 SIZES = {  # name: (impressions a day, generated days, steady cycles, time guard s, scrape s)
     "full": (10_000_000, 1, 3, 900.0, 20.0),
-    "quick": (10_000, 1, 2, 120.0, 3.0),
+    "quick": (10_000, 1, 2, 120.0, 2.0),
 }
 Record = dict[str, Any]
 
@@ -97,6 +97,7 @@ class Bench:
         self.scale = data.Scale(args.rate or rate)
         self.limits = Limits(args.memory_limit * 2**30, seconds)
         self.evidently: str | None = None
+        self.jobs: dict[str, Guarded] = {}  # tool -> its worker, kept across windows
 
     def backend(self, name: str, url: str) -> None:
         prefix = f"{self.args.prefix}{self.args.size}_"
@@ -194,6 +195,10 @@ class Bench:
             self.alternative(backend, url, tables.prefix, window, now, tool, cycle)
         return now
 
+    def close(self) -> None:
+        for job in self.jobs.values():
+            job.close()
+
     def alternative(
         self,
         backend: str,
@@ -218,22 +223,15 @@ class Bench:
             if not self.evidently:
                 return
             python = self.evidently
-        seconds = str(WINDOWS[window].total_seconds())
-        command = [
-            python,
-            str(HERE / "alternatives.py"),
-            tool,
-            url,
-            prefix,
-            seconds,
-            now.isoformat(),
-        ]
-        env = {"DO_NOT_TRACK": "1", "EVIDENTLY_DISABLE_TELEMETRY": "1"}
-        job = Guarded(command, self.limits, env)
+        if tool not in self.jobs:
+            command = [python, str(HERE / "alternatives.py"), tool]
+            env = {"DO_NOT_TRACK": "1", "EVIDENTLY_DISABLE_TELEMETRY": "1"}
+            self.jobs[tool] = Guarded(command, self.limits, env)
+        ask = {"url": url, "prefix": prefix, "window_s": WINDOWS[window].total_seconds()}
         try:
-            result, status = job.ask(), "ok"
-            job.close()
-        except Exceeded as exc:
+            result, status = self.jobs[tool].ask(json.dumps({**ask, "now": now.isoformat()})), "ok"
+        except Exceeded as exc:  # the worker was stopped: the next window starts another
+            del self.jobs[tool]
             result, status = {"seconds": exc.elapsed, "read_seconds": None}, str(exc)
         emit(
             self.records,
@@ -332,8 +330,11 @@ def main(argv: list[str] | None = None) -> None:
         emit(records, report.machine(args.postgres_url if "postgresql" in backends else None))
         bench = Bench(args, folder, records)
         urls = {"postgresql": args.postgres_url, "sqlite": f"sqlite:///{folder / 'bench.db'}"}
-        for backend in backends:
-            bench.backend(backend, urls[backend])
+        try:
+            for backend in backends:
+                bench.backend(backend, urls[backend])
+        finally:
+            bench.close()
         bench.scrapes()
     for target in report.targets(records):
         emit(records, target)
