@@ -16,9 +16,10 @@ from hypothesis import strategies as st
 
 from recmon.config import parse_config
 from recmon.cycle import Cycle
+from recmon.evaluation import Sample
 from recmon.kpis.attribution import attribute
 from tests.support.databases import write_tables
-from tests.support.rows import event, impression
+from tests.support.rows import evaluate_once, event, impression
 
 T0 = datetime(2026, 11, 20, 9, 0)
 A = timedelta(minutes=10)
@@ -93,8 +94,8 @@ def history(requests: list, reactions: list) -> tuple[list[dict], list[dict], li
     return recs, events, arrivals, event_arrivals
 
 
-def samples(cycle: Cycle, now: datetime) -> dict:
-    return {(s.metric, s.labels): s.value for s in cycle.run(now) if s.metric not in LIVE}
+def samples(got: list[Sample]) -> dict:
+    return {(s.metric, s.labels): s.value for s in got if s.metric not in LIVE}
 
 
 @settings(
@@ -140,12 +141,8 @@ def test_incremental_equals_full_recomputation(
                 previous, kept = kept, Cycle(parse_config(text))
                 kept.carry_over(previous)
                 previous.close()
-            warm = samples(kept, now)
-        full = Cycle(parse_config(text))
-        try:
-            cold = samples(full, now)
-        finally:
-            full.close()
+            warm = samples(kept.run(now))
+        cold = samples(evaluate_once(text, now))
     finally:
         kept.close()
     assert warm.keys() == cold.keys()
@@ -179,7 +176,7 @@ def test_summarising_ahead_changes_nothing(
     early.ahead = times[-1]
     try:
         for now in times:
-            assert samples(early, now) == samples(plain, now)
+            assert samples(early.run(now)) == samples(plain.run(now))
     finally:
         plain.close()
         early.close()

@@ -8,6 +8,7 @@ from typing import Any
 
 from recmon.config import parse_config
 from recmon.cycle import Cycle
+from recmon.evaluation import Sample
 from tests.support.databases import write_tables
 
 Samples = dict[tuple[str, tuple[str, ...]], float]
@@ -72,3 +73,12 @@ def run_cycle(
     finally:
         cycle.close()
     return {(s.metric, s.labels): s.value for s in samples}, cycle
+
+
+def evaluate_once(config: str, now: datetime) -> list[Sample]:
+    """The samples a new Cycle of `config` gives at `now` (a restart's first cycle)."""
+    cycle = Cycle(parse_config(config))
+    try:
+        return cycle.run(now)
+    finally:
+        cycle.close()
