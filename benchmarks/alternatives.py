@@ -206,31 +206,22 @@ def run(tool: str, url: str, prefix: str, window: timedelta, now: datetime) -> d
     }
 
 
-def warm_up(tool: str) -> None:
-    """ranx compiles its metrics with numba on first use, for the shapes of data it sees (a
-    handful of requests takes other paths than thousands): a job that runs often pays it once."""
-    requests, size = 2000, 10
-    rng = np.random.default_rng(0)
-    recs = pd.DataFrame(
-        {
-            "request_id": np.repeat([f"r{n}" for n in range(requests)], size),
-            "user_id": "u",
-            "item_id": [f"i{n}" for n in rng.integers(0, 500, requests * size)],
-            "rank": np.tile(np.arange(1, size + 1), requests),
-            "model": np.repeat(rng.choice(["a", "b"], requests), size),
-            "variant": "v",
-            "ts": pd.Timestamp("2026-01-01"),
-        }
-    )
-    RANKING[tool](recs, recs.sample(frac=0.1, random_state=0)[["request_id", "item_id"]])
+def warm_up(tool: str, url: str, prefix: str, now: datetime) -> None:
+    """ranx compiles its metrics with numba on first use, for the types of data it sees, which
+    made-up frames do not reproduce: so the tool first runs once, untimed, on the last hour of
+    the data it is asked about, as a job that runs often has compiled already."""
+    run(tool, url, prefix, timedelta(hours=1), now)
 
 
 def main(tool: str) -> None:
-    warm_up(tool)
+    warm = False
     for line in sys.stdin:
         ask = json.loads(line)
-        window = timedelta(seconds=ask["window_s"])
-        result = run(tool, ask["url"], ask["prefix"], window, datetime.fromisoformat(ask["now"]))
+        window, now = timedelta(seconds=ask["window_s"]), datetime.fromisoformat(ask["now"])
+        if not warm:
+            warm_up(tool, ask["url"], ask["prefix"], now)
+            warm = True
+        result = run(tool, ask["url"], ask["prefix"], window, now)
         result["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024.0
         print(json.dumps(result), flush=True)
 

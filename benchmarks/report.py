@@ -113,7 +113,8 @@ def targets(records: list[Record]) -> list[Record]:
                 )
             )
     for scrape in _of(records, measurement="scrape", exporter="recmon"):
-        out.append(_target("scrape p99 at 50 scrapers", "-", scrape["p99_ms"], 5.0, "ms"))
+        if scrape.get("load") != "back to back":  # the latency a scraper sees, not throughput
+            out.append(_target("scrape p99 at 50 scrapers", "-", scrape["p99_ms"], 5.0, "ms"))
     return out
 
 
@@ -240,8 +241,11 @@ def markdown(records: list[Record], command: str) -> str:
         "",
         "## Scrape latency",
         "",
-        "50 scrapers (asyncio, one connection per scrape) against each exporter for a bounded "
-        "time, both serving about 10k series from the same small SQLite database.",
+        "50 scrapers (asyncio, one connection per scrape, gzip accepted as Prometheus does) "
+        "against each exporter, both serving about 10k series from the same small SQLite "
+        "database. First each scraper scrapes every second from its own offset, as Prometheus "
+        "spreads its targets (fifteen times its default rate): the latency a scrape sees. Then "
+        "back to back: the throughput, where each scrape also waits for the other 49.",
         "",
         *_table(
             _of(records, measurement="scrape"),
@@ -249,8 +253,10 @@ def markdown(records: list[Record], command: str) -> str:
                 ("exporter", "exporter"),
                 ("series", "series"),
                 ("scrapers", "scrapers"),
+                ("load", "load"),
                 ("seconds", "s"),
                 ("scrapes", "scrapes"),
+                ("scrapes_per_second", "scrapes/s"),
                 ("timeouts", "timed out (10 s)"),
                 ("p50_ms", "p50 ms"),
                 ("p99_ms", "p99 ms"),

@@ -118,7 +118,11 @@ def series_when_ready(port: int, prefix: str, minimum: int, timeout: float) -> i
 
 
 async def _get(port: int) -> None:
-    request = b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    # As Prometheus asks: gzip accepted, one connection per scrape.
+    request = (
+        b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept-Encoding: gzip\r\n"
+        b"Connection: close\r\n\r\n"
+    )
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(request)
     await writer.drain()
@@ -128,27 +132,40 @@ async def _get(port: int) -> None:
         raise RuntimeError(f"scrape failed: {response[:80]!r}")
 
 
-async def _scraper(port: int, deadline: float, latencies: list[float]) -> None:
-    """Scrapes back to back until the deadline; a scrape past Prometheus' default
-    scrape_timeout fails as it would there, and counts at that timeout."""
-    while time.perf_counter() < deadline:
+async def _scraper(
+    port: int, deadline: float, interval: float | None, offset: float, latencies: list[float]
+) -> None:
+    """Scrapes until the deadline, every `interval` seconds from `offset` as a Prometheus
+    scrape loop does (a late scrape starts the next one at once), or back to back when
+    `interval` is None. A scrape past Prometheus' default scrape_timeout fails as it would
+    there, and counts at that timeout."""
+    due = time.perf_counter() + offset
+    while due < deadline:
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
         started = time.perf_counter()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(_get(port), SCRAPE_TIMEOUT)
-        latencies.append(min(time.perf_counter() - started, SCRAPE_TIMEOUT))
+        finished = time.perf_counter()
+        latencies.append(min(finished - started, SCRAPE_TIMEOUT))
+        due = finished if interval is None else max(due + interval, finished)
 
 
-def load(port: int, scrapers: int, seconds: float) -> dict[str, Any]:
-    """`scrapers` clients scraping back to back for `seconds`: latency percentiles."""
+def load(port: int, scrapers: int, seconds: float, interval: float | None) -> dict[str, Any]:
+    """`scrapers` clients for `seconds`, each at its own fixed offset within the interval (as
+    Prometheus spreads its targets), or back to back: latency percentiles."""
     latencies: list[float] = []
+    offsets = np.random.default_rng(0).uniform(0, interval or 0, scrapers)
 
     async def main() -> None:
         deadline = time.perf_counter() + seconds
-        await asyncio.gather(*(_scraper(port, deadline, latencies) for _ in range(scrapers)))
+        await asyncio.gather(
+            *(_scraper(port, deadline, interval, float(o), latencies) for o in offsets)
+        )
 
     asyncio.run(main())
     values = np.array(latencies) * 1000
     return {
+        "load": "back to back" if interval is None else f"every {interval:g} s",
         "scrapes": len(values),
         "timeouts": int((values >= SCRAPE_TIMEOUT * 1000).sum()),
         "scrapes_per_second": len(values) / seconds,
@@ -163,16 +180,20 @@ def measure(
     prefix: str,
     minimum: int,
     scrapers: int,
-    seconds: float,
-) -> dict[str, Any]:
+    loads: list[tuple[float, float | None]],
+) -> list[dict[str, Any]]:
+    """One result per (seconds, interval) in `loads`, in turn against the same process."""
     try:
         series = series_when_ready(port, prefix, minimum, timeout=300)
-        return {
-            "series": series,
-            "scrapers": scrapers,
-            "seconds": seconds,
-            **load(port, scrapers, seconds),
-        }
+        return [
+            {
+                "series": series,
+                "scrapers": scrapers,
+                "seconds": seconds,
+                **load(port, scrapers, seconds, interval),
+            }
+            for seconds, interval in loads
+        ]
     finally:
         process.terminate()
         try:
