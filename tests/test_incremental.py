@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -17,6 +18,8 @@ from hypothesis import strategies as st
 from recmon.config import parse_config
 from recmon.cycle import Cycle
 from recmon.evaluation import Sample
+from recmon.incremental.partial import Minute
+from recmon.incremental.window import Window
 from recmon.kpis.attribution import attribute
 from tests.support.databases import write_tables
 from tests.support.rows import evaluate_once, event, impression
@@ -121,7 +124,8 @@ def test_incremental_equals_full_recomputation(
 ) -> None:
     path = tmp_path_factory.mktemp("db") / "recmon.db"
     recs, events, arrivals, event_arrivals = history(requests, reactions)
-    text = config(delay, "15m, 1h", offset) % path
+    # 3h: windows that hold whole hours, whose sums are kept as blocks
+    text = config(delay, "15m, 1h, 3h", offset) % path
     kept = Cycle(parse_config(config(delay, "15m", offset) % path))  # reloaded into `text` below
     now = T0 + timedelta(minutes=50)
     try:
@@ -170,7 +174,7 @@ def test_summarising_ahead_changes_nothing(
     path = tmp_path_factory.mktemp("db") / "recmon.db"
     recs, events, _, _ = history(requests, reactions)
     write_tables(f"sqlite:///{path}", {"recommendations": recs, "interactions": events})
-    text = config(delay, "15m, 1h", "70m") % path
+    text = config(delay, "15m, 1h, 3h", "70m") % path
     times = [T0 + timedelta(minutes=50, seconds=sum(steps[: i + 1])) for i in range(len(steps))]
     plain, early = Cycle(parse_config(text)), Cycle(parse_config(text))
     early.ahead = times[-1]
@@ -221,3 +225,87 @@ def _check_additive(cold: dict, recs: list, events: list, now: datetime, delay: 
         assert cold[("watch_time_seconds", labels_of)] == pytest.approx(rows["watch_seconds"].sum())
         assert cold[("active_users", labels_of)] == rows["user_id"].nunique()
         assert cold[("recommendation_requests", labels_of)] == rows["request_id"].nunique()
+
+
+def test_a_minute_summarised_open_is_summarised_again_however_late_the_next_cycle(
+    tmp_path: Path,
+) -> None:
+    """With a delay shorter than A, the newest minutes of a window are summarised before their
+    horizon; a cycle a long while later (more than A) must summarise them again, with the clicks
+    that came since, even though they are no longer among the newest."""
+    path = tmp_path / "recmon.db"
+    url = f"sqlite:///{path}"
+    shown = impression("r1", "u1", "i1", 1, T0 + timedelta(seconds=30), model="m1")
+    items = [{"item_id": "i1", "created_at": T0}]
+    text = config("4m", "1h") % path
+    kept = Cycle(parse_config(text))
+    try:
+        write_tables(url, {"recommendations": [shown], "interactions": [], "items": items})
+        kept.run(T0 + timedelta(minutes=5))  # minute T0 is open: its horizon is T0 + 11m
+        click = event("u1", "i1", "click", T0 + timedelta(minutes=7))
+        write_tables(url, {"recommendations": [shown], "interactions": [click], "items": items})
+        warm = samples(kept.run(T0 + timedelta(minutes=30)))
+    finally:
+        kept.close()
+    cold = samples(evaluate_once(text, T0 + timedelta(minutes=30)))
+    labels = ("main", "m1", "default", "1h")
+    assert warm[("clicks", labels)] == cold[("clicks", labels)] == 1
+
+
+def test_a_windows_sums_follow_minutes_replaced_inside_a_whole_hour() -> None:
+    """A whole hour's sum is kept between cycles; a minute of it summarised again, or leaving,
+    must change the window's sums."""
+    group = ("m", "default")
+
+    def minute(value: float) -> Minute:
+        return Minute(T0, sums={group: np.array([1.0, value])})
+
+    minutes = {b: minute(float(b)) for b in range(60, 200)}  # hours 1 and 2 whole
+    window = Window((1,), (), scores_only=False)
+    window.sync(range(60, 200), minutes)
+    assert window.sums[group].tolist() == [140.0, float(sum(range(60, 200)))]
+    minutes[90] = minute(1000.0)  # summarised again, inside hour 1
+    window.sync(range(60, 200), minutes)
+    assert window.sums[group].tolist() == [140.0, float(sum(range(60, 200)) - 90 + 1000)]
+    window.sync(range(61, 200), minutes)  # minute 60 leaves: hour 1 is no longer whole
+    assert window.sums[group].tolist() == [139.0, float(sum(range(61, 200)) - 90 + 1000)]
+
+
+def test_a_minute_summarised_ahead_is_summarised_again_while_its_horizon_is_open(
+    tmp_path: Path,
+) -> None:
+    """A replay summarises a later cycle's minutes early, as of the last cycle's time; when one
+    of them enters a window before its horizon, it is summarised again as of the cycle's time:
+    a click after that time is not yet the list's."""
+    path = tmp_path / "recmon.db"
+    shown = impression("r1", "u1", "i1", 1, T0 + timedelta(seconds=30), model="m1")
+    click = event("u1", "i1", "click", T0 + timedelta(minutes=7))
+    items = [{"item_id": "i1", "created_at": T0}]
+    tables = {"recommendations": [shown], "interactions": [click], "items": items}
+    write_tables(f"sqlite:///{path}", tables)
+    early = Cycle(parse_config(config("4m", "1h") % path))
+    early.ahead = T0 + timedelta(minutes=30)
+    try:
+        early.run(T0 + timedelta(minutes=2))  # minute T0 is summarised ahead, with the click
+        got = samples(early.run(T0 + timedelta(minutes=5)))  # it is in the window, open
+    finally:
+        early.close()
+    assert got[("clicks", ("main", "m1", "default", "1h"))] == 0
+
+
+def test_events_written_late_are_counted_in_the_minute_they_happened(tmp_path: Path) -> None:
+    """An event dated within a minute already counted, written later (within A), is counted at
+    the next cycle."""
+    path = tmp_path / "recmon.db"
+    url = f"sqlite:///{path}"
+    click = event("u1", "i1", "click", T0 + timedelta(minutes=1, seconds=30))
+    text = config("4m", "15m") % path
+    kept = Cycle(parse_config(text))
+    try:
+        write_tables(url, {"recommendations": [], "interactions": []})
+        kept.run(T0 + timedelta(minutes=3))  # minute T0 + 1m counted: no events
+        write_tables(url, {"recommendations": [], "interactions": [click]})
+        warm = samples(kept.run(T0 + timedelta(minutes=6)))
+    finally:
+        kept.close()
+    assert warm[("interaction_events", ("main", "click", "15m"))] == 1

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 BUCKET = timedelta(minutes=1)
+EPOCH = datetime(1970, 1, 1)
 # Scores are binned by their float32 bits: sign, exponent and the top SCORE_MANTISSA_BITS bits
 # of the mantissa, so a bin is 2**-10 (0.1%) of the score wide, whatever the score's scale.
 SCORE_MANTISSA_BITS = 10
@@ -24,6 +25,21 @@ def horizon(b: datetime, attribution: timedelta, now: datetime) -> datetime:
     """The newest time minute b's labels depend on: a list can earn a click, or lose one to a
     later list, until A after it."""
     return min(b + BUCKET + attribution, now)
+
+
+def number(t: datetime) -> int:
+    """The number of t's minute since the epoch: the store keeps minutes by it, since sets and
+    ranges of ints are cheap where a week of datetimes is not."""
+    return (t - EPOCH) // BUCKET
+
+
+def minute_range(start: datetime, end: datetime) -> range:
+    """The numbers of the minutes b with start <= b < end (both on the grid)."""
+    return range(number(start), number(end))
+
+
+def start_of(n: int) -> datetime:
+    return EPOCH + n * BUCKET
 
 
 def grid(start: datetime, end: datetime) -> Iterator[datetime]:

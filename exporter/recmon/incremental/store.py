@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import numpy as np
-import pandas as pd
 from sqlalchemy import Connection
 
 from recmon.config import Config
-from recmon.incremental.buckets import BUCKET, grid, horizon
+from recmon.incremental.buckets import BUCKET, horizon, minute_range, number, start_of
 from recmon.incremental.compute import Summarizer
+from recmon.incremental.events import EventCounts
 from recmon.incremental.partial import Minute
 from recmon.incremental.window import Window
 from recmon.sources import queries
@@ -24,8 +23,9 @@ CHUNK_ROWS = 400_000
 
 
 class MinuteStore:
-    """Keeps every Minute the windows and their drift references need, summarising only the
-    minutes it lacks or whose horizon moved, and keeps the windows' totals in step with them.
+    """Keeps every Minute the windows and their drift references need, by minute number,
+    summarising only the minutes it lacks or whose horizon moved, and keeps the windows' totals
+    in step with them.
 
     A new MinuteStore (a restart, a new config) rebuilds everything from the database on its first
     cycle, chunk by chunk."""
@@ -34,14 +34,17 @@ class MinuteStore:
         self.config = config
         self.tables = tables
         self.summarizer = Summarizer(config, tables, sessions)
-        self.minutes: dict[datetime, Minute] = {}
+        self.minutes: dict[int, Minute] = {}
+        self._labelled: set[int] = set()  # the minutes kept with labels
+        self._open: set[int] = set()  # ... of them, those summarised before their horizon
         self.windows = {
             w.label: Window(config.k, config.comparisons, False) for w in config.windows
         }
         self.references = {w.label: Window(config.k, (), True) for w in config.windows}
         self.types = self.summarizer.types
-        self.events: dict[datetime, np.ndarray] = {}  # minute -> events per type
-        self.events_horizon: dict[datetime, datetime] = {}
+        self.events = EventCounts(
+            self.types, config.attribution_window, config.largest_window.length
+        )
 
     def update(self, conn: Connection, span: Span, timed: Timer, ahead: Span | None = None) -> None:
         """Bring the Minutes and windows to `span` (its end on the minute grid). With `ahead` (a
@@ -51,16 +54,27 @@ class MinuteStore:
         later_labelled, later_reference = self._needed(ahead) if ahead else (set(), set())
         any_labelled = labelled | later_labelled
         kept = any_labelled | reference | later_reference
-        self.minutes = {b: m for b, m in self.minutes.items() if b in kept}
-        missing: list[tuple[datetime, bool]] = []  # summarised as of span.now
-        early: list[tuple[datetime, bool]] = []  # only `ahead` needs them: as of ahead.now
-        for b in sorted(kept):
+        for b in self.minutes.keys() - kept:
+            self._put(b, None)
+        # A kept labelled minute summarised after its horizon, which `now` has reached, is final:
+        # only the other minutes are looked at, so a cycle's cost does not grow with the window.
+        tail = number(span.now - self.config.attribution_window - BUCKET)
+        looked_at = (
+            (kept - self.minutes.keys())
+            | ((kept - any_labelled) & self._labelled)
+            | (any_labelled - self._labelled)
+            | (labelled & self._open)
+            | labelled.intersection(range(tail, number(span.end)))
+        )
+        missing: list[tuple[int, bool]] = []  # summarised as of span.now
+        early: list[tuple[int, bool]] = []  # only `ahead` needs them: as of ahead.now
+        for b in sorted(looked_at):
             minute = self.minutes.get(b)
             if b not in any_labelled:
                 if minute is None:
                     (missing if b in reference else early).append((b, False))
                 elif minute.labelled:
-                    self.minutes[b] = minute.scores_only()
+                    self._put(b, minute.scores_only())
             elif b in labelled:
                 if minute is None or not (
                     minute.labelled and minute.horizon == self._horizon(b, span.now)
@@ -72,64 +86,50 @@ class MinuteStore:
             for start, end, labels in _runs(runs):
                 chunks = timed("hourly_rows", lambda s=start, e=end: self._chunks(conn, s, e))
                 for s, e in chunks:
-                    self.minutes.update(self.summarizer.minutes(conn, s, e, now, labels, timed))
+                    got = self.summarizer.minutes(conn, s, e, now, labels, timed)
+                    for t, minute in got.items():
+                        self._put(number(t), minute)
         offset = self.config.drift.reference_offset
         for window in self.config.windows:
             since = span.end - window.length
-            self.windows[window.label].sync({b: self.minutes[b] for b in grid(since, span.end)})
+            self.windows[window.label].sync(minute_range(since, span.end), self.minutes)
             self.references[window.label].sync(
-                {b: self.minutes[b] for b in grid(since - offset, span.end - offset)}
+                minute_range(since - offset, span.end - offset), self.minutes
             )
-        timed("event_minutes", lambda: self._count_events(conn, span, ahead))
+        timed("event_minutes", lambda: self.events.update(conn, self.tables, span, ahead))
 
-    def _needed(self, span: Span) -> tuple[set[datetime], set[datetime]]:
+    def _put(self, b: int, minute: Minute | None) -> None:
+        """Keep `minute` as minute b (None: drop it), with the sets that index the kept ones."""
+        self._labelled.discard(b)
+        self._open.discard(b)
+        if minute is None:
+            del self.minutes[b]
+            return
+        self.minutes[b] = minute
+        if minute.labelled:
+            self._labelled.add(b)
+            if minute.horizon < start_of(b) + BUCKET + self.config.attribution_window:
+                self._open.add(b)
+
+    def _needed(self, span: Span) -> tuple[set[int], set[int]]:
         """The minutes the windows need labelled, and those only their drift references need
         (scores only): a reference a week back needs a window's length of minutes there, not the
         week between."""
         offset = self.config.drift.reference_offset
-        labelled: set[datetime] = set()
-        reference: set[datetime] = set()
+        labelled: set[int] = set()
+        reference: set[int] = set()
         for window in self.config.windows:
             since = span.end - window.length
-            labelled.update(grid(since, span.end))
-            reference.update(grid(since - offset, span.end - offset))
+            labelled.update(minute_range(since, span.end))
+            reference.update(minute_range(since - offset, span.end - offset))
         return labelled, reference - labelled
 
-    def _horizon(self, b: datetime, now: datetime) -> datetime:
-        return horizon(b, self.config.attribution_window, now)
-
-    def _count_events(self, conn: Connection, span: Span, ahead: Span | None) -> None:
-        """Events per minute for the undelayed counts, [now - W, now): a minute is counted again
-        while events may still arrive for it (within A), like an open Minute. A minute's count
-        holds whatever its horizon (it is every event in the minute), so with `ahead` the minutes
-        up to ahead.now are counted once, and a count as of a later horizon stays good."""
-        oldest = span.now - self.config.largest_window.length
-        self.events = {b: n for b, n in self.events.items() if b >= oldest}
-        self.events_horizon = {b: h for b, h in self.events_horizon.items() if b >= oldest}
-        stale = [
-            b
-            for b in grid(oldest, span.now)
-            if self.events_horizon.get(b, datetime.min) < self._horizon(b, span.now)
-        ]
-        if not stale:
-            return
-        now = ahead.now if ahead else span.now
-        counts = queries.event_minutes(conn, self.tables, self.types, stale[0], now)
-        minutes = list(grid(stale[0], now))
-        table = np.zeros((len(minutes), len(self.types)), dtype=np.int64)
-        row = ((counts["minute"] - stale[0]) // BUCKET).to_numpy(dtype=np.int64)
-        column = pd.Index(self.types).get_indexer(counts["event_type"])
-        np.add.at(table, (row, column), counts["events"].to_numpy(dtype=np.int64))
-        for b, n in zip(minutes, table, strict=True):
-            self.events[b] = n
-            self.events_horizon[b] = self._horizon(b, now)
+    def _horizon(self, b: int, now: datetime) -> datetime:
+        return horizon(start_of(b), self.config.attribution_window, now)
 
     def event_counts(self, span: Span) -> dict[str, list[int]]:
         """Per event type, per window: events with ts in [now - W, now)."""
-        per_window = []
-        for start in span.fast_starts:
-            rows = [n for b, n in self.events.items() if start <= b < span.now]
-            per_window.append(np.sum(rows, axis=0) if rows else np.zeros(len(self.types)))
+        per_window = [self.events.totals(start, span.now) for start in span.fast_starts]
         return {t: [int(w[i]) for w in per_window] for i, t in enumerate(self.types)}
 
     def _chunks(
@@ -147,12 +147,12 @@ class MinuteStore:
         return [*chunks, (begin, end)]
 
 
-def _runs(missing: list[tuple[datetime, bool]]) -> list[tuple[datetime, datetime, bool]]:
+def _runs(missing: list[tuple[int, bool]]) -> list[tuple[datetime, datetime, bool]]:
     """Consecutive missing minutes of one kind as [start, end) ranges."""
-    runs: list[tuple[datetime, datetime, bool]] = []
+    runs: list[tuple[int, int, bool]] = []
     for b, labelled in missing:
         if runs and runs[-1][1] == b and runs[-1][2] == labelled:
-            runs[-1] = (runs[-1][0], b + BUCKET, labelled)
+            runs[-1] = (runs[-1][0], b + 1, labelled)
         else:
-            runs.append((b, b + BUCKET, labelled))
-    return runs
+            runs.append((b, b + 1, labelled))
+    return [(start_of(lo), start_of(hi), labelled) for lo, hi, labelled in runs]

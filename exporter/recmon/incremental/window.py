@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 
 import numpy as np
 
@@ -14,18 +13,23 @@ from recmon.incremental.buckets import Tally
 from recmon.incremental.partial import Entry, Group, Minute
 from recmon.kpis.comparison import user_scores
 
+# Minutes per block of the window's sums: a block's sum is kept while its minutes stay.
+BLOCK = 60
+
 
 class Window:
-    """Running totals of a set of Minutes, by group. `sync` makes the set equal to the one given
-    (by identity: a Minute summarised again replaces the old one) at the cost of the Minutes
-    that changed."""
+    """Running totals of a set of Minutes, by group. `sync` makes the set that of a range of
+    minutes (by identity: a Minute summarised again replaces the old one) at the cost of the
+    Minutes that changed."""
 
     def __init__(self, ks: Sequence[int], comparisons: Sequence[Comparison], scores_only: bool):
         self.ks = ks
         self.comparisons = comparisons
         self.scores_only = scores_only
-        self.members: dict[datetime, Minute] = {}
+        self.members: dict[int, Minute] = {}  # by minute number
         self._totals: dict[Group, np.ndarray] | None = None
+        self._in_block: Counter[int] = Counter()  # block -> its minutes among the members
+        self._block_sums: dict[int, dict[Group, np.ndarray]] = {}  # whole blocks only
         self.users: dict[Group, Tally] = {}
         self.items: dict[Group, Tally] = {}
         self.scored: dict[Group, Tally] = {}
@@ -37,33 +41,41 @@ class Window:
 
     @property
     def sums(self) -> dict[Group, np.ndarray]:
-        """The additive fields per group, summed over the minutes in time order: unlike running
-        totals, the same minutes give the same bits however they came (warm or after a restart)."""
+        """The additive fields per group, summed in time order: each whole block of BLOCK
+        minutes (kept while its minutes stay), and the minutes of the blocks cut by the window's
+        ends. Unlike running totals, the same minutes give the same bits however they came (warm
+        or after a restart), and a week is added up from about 170 parts, not 10,080."""
         if self._totals is None:
-            vectors: dict[Group, list[np.ndarray]] = {}
-            for b in sorted(self.members):
-                for group, vector in self.members[b].sums.items():
-                    vectors.setdefault(group, []).append(vector)
-            self._totals = {g: np.sum(v, axis=0) for g, v in vectors.items()}
+            parts: list[dict[Group, np.ndarray]] = []
+            for block in sorted(self._in_block):
+                minutes = range(block * BLOCK, (block + 1) * BLOCK)
+                if self._in_block[block] < BLOCK:
+                    parts.extend(self.members[b].sums for b in minutes if b in self.members)
+                    continue
+                if block not in self._block_sums:
+                    self._block_sums[block] = _summed(self.members[b].sums for b in minutes)
+                parts.append(self._block_sums[block])
+            self._totals = _summed(parts)
         return self._totals
 
-    def sync(self, wanted: dict[datetime, Minute]) -> None:
+    def sync(self, wanted: range, minutes: dict[int, Minute]) -> None:
+        """Make the members minutes[b] for b in `wanted` (every one of them in `minutes`)."""
         self._totals = None
-        removed = {b: m for b, m in self.members.items() if wanted.get(b) is not m}
+        removed = {b: m for b, m in self.members.items() if b not in wanted or minutes[b] is not m}
         for b, minute in removed.items():
             del self.members[b]
-            self._apply(minute, -1)
-        kept = list(self.members)
-        added = {b: m for b, m in wanted.items() if b not in self.members}
+            self._apply(b, minute, -1)
+        oldest = min(self.members, default=None)
+        added = {b: minutes[b] for b in wanted if b not in self.members}
         for b, minute in sorted(added.items()):
             self.members[b] = minute
-            self._apply(minute, +1)
+            self._apply(b, minute, +1)
         if self.scores_only or not self.comparisons:
             return
         # Dropping a user's latest list with its Minute is exact when no older list of the user
         # that it hid is left: so for the minutes leaving at the old end, the steady state.
         # Minutes summarised again at the new end (a delay shorter than A) rebuild the lists.
-        if kept and any(b > min(kept) for b in removed):
+        if oldest is not None and any(b > oldest for b in removed):
             self.latest = {}
             for minute in self.members.values():
                 self._add_lists(minute)
@@ -74,7 +86,12 @@ class Window:
             changed |= self._add_lists(minute)
         self._rescore(changed)
 
-    def _apply(self, minute: Minute, sign: int) -> None:
+    def _apply(self, b: int, minute: Minute, sign: int) -> None:
+        block = b // BLOCK
+        self._in_block[block] += sign
+        if not self._in_block[block]:
+            del self._in_block[block]
+        self._block_sums.pop(block, None)
         for group, (codes, scored, clicked) in minute.scores.items():
             self.scored.setdefault(group, Tally()).add(codes, scored, sign)
             self.clicked.setdefault(group, Tally()).add(codes, clicked, sign)
@@ -129,6 +146,15 @@ class Window:
         if not by_user:
             return None
         return np.array([math.fsum(column) for column in np.array(list(by_user.values())).T])
+
+
+def _summed(parts: Iterable[dict[Group, np.ndarray]]) -> dict[Group, np.ndarray]:
+    """Per group, the sum of its vectors in the parts' order."""
+    vectors: dict[Group, list[np.ndarray]] = {}
+    for part in parts:
+        for group, vector in part.items():
+            vectors.setdefault(group, []).append(vector)
+    return {g: np.sum(v, axis=0) for g, v in vectors.items()}
 
 
 def merged(tallies: Iterable[Tally | None]) -> np.ndarray:
