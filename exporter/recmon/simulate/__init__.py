@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from recmon.simulate.scenarios import SCENARIOS, Effects, Scenario, Slot, resolve
-from recmon.simulate.world import generate
+from recmon.simulate.world import REQUESTS_PER_HOUR, generate
 from recmon.simulate.writer import write
 
 __all__ = ["SCENARIOS", "Effects", "Scenario", "SimulationSummary", "Slot", "simulate"]
@@ -30,8 +30,10 @@ def simulate(
     seed: int = 42,
     end: datetime | None = None,
     scenarios: Sequence[str] = (),
+    requests_per_hour: float = REQUESTS_PER_HOUR,
 ) -> SimulationSummary:
-    """Replace the reference tables at `url` with `days` of simulated data ending at `end`.
+    """Replace the reference tables at `url` with `days` of simulated data ending at `end`, at
+    `requests_per_hour` on a weekly average.
 
     `end` defaults to now (UTC, truncated to the minute); an aware `end` is converted to naive
     UTC, which is what the tables hold. The data is a function of (seed, end, days, scenarios).
@@ -44,7 +46,7 @@ def simulate(
     if end.tzinfo is not None:
         end = end.astimezone(UTC).replace(tzinfo=None)
     start = end - timedelta(days=days)
-    frames = generate(seed, start, end, chosen)
+    frames = generate(seed, start, end, chosen, requests_per_hour)
     write(url, frames)
     return SimulationSummary(
         rows={name: len(frame) for name, frame in frames.items()},
