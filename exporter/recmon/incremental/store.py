@@ -56,8 +56,11 @@ class MinuteStore:
         kept = any_labelled | reference | later_reference
         for b in self.minutes.keys() - kept:
             self._put(b, None)
-        # A kept labelled minute summarised after its horizon, which `now` has reached, is final:
-        # only the other minutes are looked at, so a cycle's cost does not grow with the window.
+        # Only these minutes can need work: those not kept yet, labelled ones now needed by a
+        # reference only (kept as scores only), ones needed labelled but kept as scores only,
+        # ones summarised before their horizon, and ones whose horizon is still ahead of `now`
+        # (summarised ahead, as of a later time). Every other kept minute is final, so a cycle's
+        # cost does not grow with the window.
         tail = number(span.now - self.config.attribution_window - BUCKET)
         looked_at = (
             (kept - self.minutes.keys())
