@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -21,10 +22,13 @@ from recmon.backtest.alerts import (
     split_recording,
 )
 from recmon.backtest.report import ScenarioReport
+from recmon.backtest.run import configured_windows
+from recmon.config import Config
 from recmon.generate import rules as generator
 from recmon.simulate.scenarios import SCENARIOS
 from tests.support.cli import recmon
 
+REPO = Path(__file__).resolve().parents[1]
 MINUTE = 60.0
 GRID = [i * MINUTE for i in range(20)]
 
@@ -144,6 +148,14 @@ def test_the_clean_world_does_not_page(small: dict[str, ScenarioReport]) -> None
     assert report.quiet and report.detected is None
     assert report.pages == 0, [r for r in report.rows if r.page]
     assert report.pages_per_week == 0
+
+
+def test_the_worlds_config_computes_the_windows_the_rules_read() -> None:
+    assert configured_windows(generator.Settings()) == [
+        w.label for w in Config(sources={"s": {"dsn": "sqlite://"}}).windows
+    ]
+    busy = generator.load_settings(REPO / "examples" / "rules-busy.yml")
+    assert configured_windows(busy) == ["15m", "1h", "24h"]
 
 
 def test_cli_backtest_rejects_an_unknown_scenario() -> None:

@@ -206,6 +206,28 @@ def test_generator_settings(tmp_path: Path) -> None:
     assert unit.returncode == 0, unit.stdout + unit.stderr
 
 
+def test_busy_product_settings_read_the_short_windows(tmp_path: Path) -> None:
+    """examples/rules-busy.yml (backtested in docs/alert-quality.md) renders valid rules whose
+    fast signals read the 15m window and whose score drift reads the 1h one."""
+    settings = (REPO / "examples" / "rules-busy.yml").read_text(encoding="utf-8")
+    result = generate(tmp_path, settings)
+    assert result.returncode == 0, result.stdout + result.stderr
+    files = [tmp_path / "rules" / path.name for path in RULE_FILES]
+    check = promtool("check", "rules", "--lint=all", "--lint-fatal", *map(str, files))
+    assert check.returncode == 0, check.stdout + check.stderr
+
+    rules = alert_rules(files[1])
+    (collapse,) = [r for r in rules if r["alert"] == "RecmonConversionCollapse"]
+    assert set(re.findall(r'window="(\w+)"', collapse["expr"])) == {"15m", "24h"}
+    assert collapse["for"] == "2m"
+    drops = [r for r in rules if r["alert"] == "RecmonTrafficDrop"]
+    assert {r["for"] for r in drops} == {"2m"}
+    assert all('window="15m"' in r["expr"] for r in drops)
+    (drift,) = [r for r in rules if r["alert"] == "RecmonScoreDrift"]
+    assert 'recmon_score_psi{window="1h"} > 0.2' in drift["expr"], drift["expr"]
+    assert drift["for"] == "10m"
+
+
 def test_generator_rejects_an_unknown_setting(tmp_path: Path) -> None:
     result = generate(tmp_path, "psi_treshold: 0.3\n")
     assert result.returncode != 0

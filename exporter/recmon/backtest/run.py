@@ -40,6 +40,7 @@ from recmon.backfill import BackfillError, _backfill_rules, _tool, _wait_ready, 
 from recmon.backtest import alerts as rules_mod
 from recmon.backtest.alerts import AlertRule
 from recmon.config import load_config
+from recmon.durations import parse_duration
 from recmon.generate import rules as generator
 from recmon.simulate import world
 from recmon.simulate.scenarios import SCENARIOS
@@ -181,7 +182,8 @@ def run(options: Options, progress: Callable[[str], None] = lambda line: None) -
         plan = spans(options)
         needs = {span.scenario: history_chunks(options, span) for span in plan}
         chunks = sorted({c for cs in needs.values() for c in cs})
-        delay = load_config(_config(work, "probe", work / "probe.db")).label_delay
+        windows = configured_windows(options.settings)
+        delay = load_config(_config(work, "probe", work / "probe.db", windows)).label_delay
         # The worlds' length does not depend on which scenarios run, so they are the same worlds
         # (and their files are reused) whatever the selection.
         every = replace(options, scenarios=tuple(SCENARIOS))
@@ -216,9 +218,11 @@ def run(options: Options, progress: Callable[[str], None] = lambda line: None) -
 
         # Every backfill (history chunks from `none`, each scenario's span) is independent.
         t = time.monotonic()
-        history_stamp = _stamp(world_stamp, options.chunk, options.coarse_step)
+        history_stamp = _stamp(world_stamp, windows, options.chunk, options.coarse_step)
         stamps = {
-            span.scenario: _stamp(world_stamp, span, options.step, options.coarse_step, raw)
+            span.scenario: _stamp(
+                world_stamp, windows, span, options.step, options.coarse_step, raw
+            )
             for span in plan
         }
         with _pool(options.jobs) as pool:
@@ -229,15 +233,19 @@ def run(options: Options, progress: Callable[[str], None] = lambda line: None) -
                     last = chunk + options.chunk - options.coarse_step
                     segments = [(chunk, last, options.coarse_step)]
                     jobs.append(
-                        pool.submit(_backfill, work, CLEAN, segments, target, history_stamp)
+                        pool.submit(
+                            _backfill, work, CLEAN, windows, segments, target, history_stamp
+                        )
                     )
             for span in plan:
                 for piece in _pieces(span, options):
                     target = _piece_dir(work, span, piece)
-                    stamp = _stamp(world_stamp, piece)
+                    stamp = _stamp(world_stamp, windows, piece)
                     if not _fresh(target, stamp):
                         jobs.append(
-                            pool.submit(_backfill, work, span.scenario, [piece], target, stamp)
+                            pool.submit(
+                                _backfill, work, span.scenario, windows, [piece], target, stamp
+                            )
                         )
             progress(f"backfill: {len(jobs)} parts, {len(chunks)} history chunks")
             _wait(jobs)
@@ -266,13 +274,14 @@ def run(options: Options, progress: Callable[[str], None] = lambda line: None) -
 def _backfill(
     work: Path,
     world_name: str,
+    windows: Sequence[str],
     segments: Sequence[tuple[datetime, datetime, timedelta]],
     target: Path,
     stamp: str,
 ) -> None:
     """Backfill `segments` of a world into `target`; marked fresh when `stamp` is given (a
     scenario's blocks are marked once their baselines are there too)."""
-    config = load_config(_config(work, world_name, work / f"{world_name}.db"))
+    config = load_config(_config(work, world_name, work / f"{world_name}.db", windows))
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
@@ -456,13 +465,20 @@ def _simulate(path: Path, days: int, options: Options, name: str, stamp: str) ->
     _mark(path, stamp)
 
 
-def _config(work: Path, name: str, database: Path) -> Path:
-    """The quick start's config (examples/demo.yml) on `database`."""
+def configured_windows(settings: generator.Settings) -> list[str]:
+    """The windows the rules read, shortest first: what the exporter's config must compute."""
+    named = {settings.fast_window, settings.score_drift_window, settings.long_window}
+    return sorted(named, key=parse_duration)
+
+
+def _config(work: Path, name: str, database: Path, windows: Sequence[str]) -> Path:
+    """The quick start's config (examples/demo.yml) on `database`, computing `windows`."""
     path = work / f"{name}.yml"
     path.write_text(
         yaml.safe_dump(
             {
                 "sources": {"demo": {"dsn": f"sqlite:///{database}"}},
+                "windows": list(windows),
                 "comparisons": [{"baseline": "popularity", "candidate": "personal"}],
             }
         ),

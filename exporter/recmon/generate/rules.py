@@ -74,6 +74,9 @@ class Settings:
     # chance a few times a month (docs/alert-quality.md).
     min_requests: int = 60
     psi_threshold: float = 0.2  # the usual "significant shift" of the PSI
+    # PSI over the few hundred scores of an hour is mostly sampling noise (its expected value
+    # alone is about bins * (1/n + 1/m)); a product with thousands an hour can read a shorter one.
+    score_drift_window: str = "24h"
     score_drift_for: str = "30m"
     ab_p_value: float = 0.05
     ab_for: str = "30m"
@@ -343,9 +346,7 @@ def incident_alerts(s: Settings) -> list[Alert]:
         ),
         Alert(
             name="RecmonScoreDrift",
-            # The long window only: PSI over the few hundred scores of an hour is mostly
-            # sampling noise (its expected value alone is about bins * (1/n + 1/m)).
-            expr=f'recmon_score_psi{{window="{long}"}} > {s.psi_threshold}\n'
+            expr=f'recmon_score_psi{{window="{s.score_drift_window}"}} > {s.psi_threshold}\n'
             f"and recmon_impressions >= {s.min_impressions}",
             severity="warning",
             summary=f"The score distribution of {_who(model)} shifted.",
