@@ -219,9 +219,9 @@ def test_busy_product_settings_read_the_short_windows(tmp_path: Path) -> None:
     rules = alert_rules(files[1])
     (collapse,) = [r for r in rules if r["alert"] == "RecmonConversionCollapse"]
     assert set(re.findall(r'window="(\w+)"', collapse["expr"])) == {"15m", "24h"}
-    assert collapse["for"] == "2m"
+    assert collapse["for"] == "1m"
     drops = [r for r in rules if r["alert"] == "RecmonTrafficDrop"]
-    assert {r["for"] for r in drops} == {"2m"}
+    assert {r["for"] for r in drops} == {"1m"}
     assert all('window="15m"' in r["expr"] for r in drops)
     (drift,) = [r for r in rules if r["alert"] == "RecmonScoreDrift"]
     assert 'recmon_score_psi{window="1h"} > 0.2' in drift["expr"], drift["expr"]
