@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from recmon.backfill import _LIVE_ONLY
+from recmon.backfill import _LIVE_ONLY, BackfillError, _backfill_rules, _tool
 from recmon.simulate import simulate
 from tests.support.cli import recmon_ok
 from tests.support.stack import prometheus
@@ -117,3 +118,18 @@ def samples(base: str, selector: str) -> dict[Series, float]:
         for t, value in series["values"]:
             result[(name, frozenset(labels.items()), float(t))] = float(value)
     return result
+
+
+def test_a_prometheus_that_cannot_start_names_its_error(tmp_path: Path) -> None:
+    """The rules' throwaway Prometheus on a directory it cannot open (here a file where its
+    write-ahead log goes; on a long backfill, too many blocks for its open-files limit) fails
+    with the error Prometheus logged, not only its exit code."""
+    out = tmp_path / "blocks"
+    out.mkdir()
+    (out / "wal").write_text("not a directory")
+    rules = tmp_path / "rules.yml"
+    rules.write_text("groups:\n  - name: t\n    rules:\n      - {record: 'a:b', expr: 'up'}\n")
+    with pytest.raises(BackfillError, match=r"prometheus exited with 1: .*opening storage failed"):
+        _backfill_rules(_tool("promtool"), out, [rules], START, END, STEP)
+    left = {p.name for p in out.iterdir()}
+    assert not {"backfill-prometheus.yml", "backfill-prometheus.log"} & left, left

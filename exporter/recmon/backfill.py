@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+import resource
 import shutil
 import socket
 import subprocess
@@ -191,21 +192,24 @@ def _rules_once(
         port = s.getsockname()[1]
     config = out / "backfill-prometheus.yml"
     config.write_text("global: {}\n", encoding="utf-8")
-    server = subprocess.Popen(
-        [
-            _tool("prometheus"),
-            f"--config.file={config}",
-            f"--storage.tsdb.path={out}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--storage.tsdb.retention.time=100y",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    log = out / "backfill-prometheus.log"
+    with log.open("wb") as sink:
+        server = subprocess.Popen(
+            [
+                _tool("prometheus"),
+                f"--config.file={config}",
+                f"--storage.tsdb.path={out}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--storage.tsdb.retention.time=100y",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+            preexec_fn=_raise_file_limit,
+        )
     url = f"http://127.0.0.1:{port}"
     rules_out = out / "rules-blocks"
     try:
-        _wait_ready(url, server)
+        _wait_ready(url, server, log)
         _run(
             promtool,
             "tsdb",
@@ -222,17 +226,29 @@ def _rules_once(
         server.terminate()
         server.wait(timeout=60)
         config.unlink()
+        log.unlink()
     # The rule blocks sit beside the others, where Prometheus (and the next level) reads them.
     for block in rules_out.iterdir():
         block.rename(out / block.name)
     rules_out.rmdir()
 
 
-def _wait_ready(url: str, server: subprocess.Popen[bytes]) -> None:
+def _raise_file_limit() -> None:
+    """Run in the throwaway Prometheus before it starts: promtool's rule backfill writes a block
+    per rule and 2 hours (about 14,000 for 30 days of the baselines), and Prometheus holds files
+    open for each, so the usual soft limit of 1024 is lifted to the hard one."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _wait_ready(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait for the server; if it exits, fail with the last error it logged to `log`."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise BackfillError(f"prometheus exited with {server.returncode}")
+            lines = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+            errors = [line for line in lines if "level=error" in line] or lines or [""]
+            raise BackfillError(f"prometheus exited with {server.returncode}: {errors[-1][-1000:]}")
         try:
             if requests.get(f"{url}/-/ready", timeout=1).status_code == 200:
                 return

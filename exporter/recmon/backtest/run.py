@@ -447,7 +447,7 @@ def prometheus(data: Path, lookback: timedelta) -> Iterator[str]:
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(url, server)
+        _wait_ready(url, server, log_file)
         yield url
     finally:
         server.terminate()
