@@ -20,6 +20,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -187,29 +188,8 @@ def rule_levels(rule_files: Sequence[Path]) -> list[dict]:
 def _rules_once(
     promtool: str, out: Path, rule_file: Path, start: datetime, end: datetime, step: timedelta
 ) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = out / "backfill-prometheus.yml"
-    config.write_text("global: {}\n", encoding="utf-8")
-    log = out / "backfill-prometheus.log"
-    with log.open("wb") as sink:
-        server = subprocess.Popen(
-            [
-                _tool("prometheus"),
-                f"--config.file={config}",
-                f"--storage.tsdb.path={out}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--storage.tsdb.retention.time=100y",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=sink,
-            preexec_fn=_raise_file_limit,
-        )
-    url = f"http://127.0.0.1:{port}"
     rules_out = out / "rules-blocks"
-    try:
-        _wait_ready(url, server, log)
+    with throwaway_prometheus(out, out / "backfill-prometheus") as url:
         _run(
             promtool,
             "tsdb",
@@ -222,15 +202,43 @@ def _rules_once(
             f"--output-dir={rules_out}",
             str(rule_file),
         )
+    # The rule blocks sit beside the others, where Prometheus (and the next level) reads them.
+    for block in rules_out.iterdir():
+        block.rename(out / block.name)
+    rules_out.rmdir()
+
+
+@contextmanager
+def throwaway_prometheus(data: Path, files: Path, *flags: str) -> Iterator[str]:
+    """A Prometheus serving the blocks in `data` on a free local port, its URL yielded once it is
+    ready; its empty config and its log are `files` with .yml and .log, removed afterwards."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config, log = files.with_suffix(".yml"), files.with_suffix(".log")
+    config.write_text("global: {}\n", encoding="utf-8")
+    with log.open("wb") as sink:
+        server = subprocess.Popen(
+            [
+                _tool("prometheus"),
+                f"--config.file={config}",
+                f"--storage.tsdb.path={data}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--storage.tsdb.retention.time=100y",
+                *flags,
+            ],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_raise_file_limit,
+        )
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}", server, log)
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.terminate()
         server.wait(timeout=60)
         config.unlink()
         log.unlink()
-    # The rule blocks sit beside the others, where Prometheus (and the next level) reads them.
-    for block in rules_out.iterdir():
-        block.rename(out / block.name)
-    rules_out.rmdir()
 
 
 def _raise_file_limit() -> None:

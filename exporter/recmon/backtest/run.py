@@ -22,8 +22,6 @@ import logging
 import math
 import os
 import shutil
-import socket
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -36,7 +34,13 @@ from pathlib import Path
 import requests
 import yaml
 
-from recmon.backfill import BackfillError, _backfill_rules, _tool, _wait_ready, backfill
+from recmon.backfill import (
+    BackfillError,
+    _backfill_rules,
+    _tool,
+    backfill,
+    throwaway_prometheus,
+)
 from recmon.backtest import alerts as rules_mod
 from recmon.backtest.alerts import AlertRule
 from recmon.config import load_config
@@ -425,34 +429,13 @@ def _grids(span: Span, options: Options) -> list[tuple[list[float], float]]:
 def prometheus(data: Path, lookback: timedelta) -> Iterator[str]:
     """A throwaway Prometheus serving `data`; a sample stays visible for `lookback`, so values
     held between the backfilled steps look as they would between an exporter's cycles."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = data.parent / f"{data.name}-prometheus.yml"
-    config.write_text("global: {}\n", encoding="utf-8")
-    log_file = data.parent / f"{data.name}-prometheus.log"
-    with log_file.open("wb") as out:
-        server = subprocess.Popen(
-            [
-                _tool("prometheus"),
-                f"--config.file={config}",
-                f"--storage.tsdb.path={data}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--storage.tsdb.retention.time=100y",
-                f"--query.lookback-delta={int(lookback.total_seconds())}s",
-                "--query.max-samples=200000000",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(url, server, log_file)
+    with throwaway_prometheus(
+        data,
+        data.parent / f"{data.name}-prometheus",
+        f"--query.lookback-delta={int(lookback.total_seconds())}s",
+        "--query.max-samples=200000000",
+    ) as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
-        config.unlink()
 
 
 def _simulate(path: Path, days: int, options: Options, name: str, stamp: str) -> None:
