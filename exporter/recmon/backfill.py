@@ -231,9 +231,10 @@ def throwaway_prometheus(data: Path, files: Path, *flags: str) -> Iterator[str]:
             stderr=subprocess.STDOUT,
             preexec_fn=_raise_file_limit,
         )
+    url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(f"http://127.0.0.1:{port}", server, log)
-        yield f"http://127.0.0.1:{port}"
+        _wait_ready(url, server, log)
+        yield url
     finally:
         server.terminate()
         server.wait(timeout=60)

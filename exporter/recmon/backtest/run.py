@@ -222,11 +222,10 @@ def run(options: Options, progress: Callable[[str], None] = lambda line: None) -
 
         # Every backfill (history chunks from `none`, each scenario's span) is independent.
         t = time.monotonic()
-        history_stamp = _stamp(world_stamp, windows, options.chunk, options.coarse_step)
+        kpis_stamp = _stamp(world_stamp, windows)  # what a backfilled step computes
+        history_stamp = _stamp(kpis_stamp, options.chunk, options.coarse_step)
         stamps = {
-            span.scenario: _stamp(
-                world_stamp, windows, span, options.step, options.coarse_step, raw
-            )
+            span.scenario: _stamp(kpis_stamp, span, options.step, options.coarse_step, raw)
             for span in plan
         }
         with _pool(options.jobs) as pool:
@@ -244,7 +243,7 @@ def run(options: Options, progress: Callable[[str], None] = lambda line: None) -
             for span in plan:
                 for piece in _pieces(span, options):
                     target = _piece_dir(work, span, piece)
-                    stamp = _stamp(world_stamp, windows, piece)
+                    stamp = _stamp(kpis_stamp, piece)
                     if not _fresh(target, stamp):
                         jobs.append(
                             pool.submit(
