@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 
 from recmon import __version__, logs
-from recmon.backfill import BackfillError, ProgressBar, backfill
+from recmon.backfill import BackfillError, ProgressBar, backfill, backfill_rules
 from recmon.collector import SnapshotCollector, families
 from recmon.config import ConfigError, load_config
 from recmon.cycle import Cycle, describe
@@ -293,15 +293,13 @@ def _report(args: argparse.Namespace) -> int:
 def _backfill(args: argparse.Namespace) -> int:
     if args.end < args.start:
         raise UsageError("--to is before --from")
-    written = backfill(
-        load_config(args.config_file),
-        args.start,
-        args.end,
-        args.step,
-        args.out,
-        args.rule_files,
-        ProgressBar(),
-    )
+    progress = ProgressBar()
+    config = load_config(args.config_file)
+    written = backfill(config, args.start, args.end, args.step, args.out, progress)
+    if args.rule_files:
+        written += backfill_rules(
+            args.out, args.rule_files, args.start, args.end, args.step, progress
+        )
     logging.getLogger("recmon.backfill").info(
         "blocks written", extra={"out": str(args.out), "samples": written}
     )

@@ -1,9 +1,9 @@
 """The alert rules as the backtest evaluates them, and Prometheus' `for:` applied to range queries.
 
-`promtool tsdb create-blocks-from rules` cannot backfill a recording rule that reads another
-recording rule of the same run (each rule is evaluated over the raw blocks alone), so only the
-rules that read raw series are backfilled (the baselines' mean and stddev) and the rest (width,
-lower, upper) are inlined into the alert expressions that use them, which is the same PromQL.
+Only the recording rules that read raw series are backfilled (the baselines' mean and stddev);
+the rest (width, lower, upper) are inlined into the alert expressions that use them, which is the
+same PromQL: a scenario's history needs one rule backfill, where rules built on rules need one per
+dependency level, each on a Prometheus restarted with the level below.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ What is computed, for each scenario (one simulated world each, same seed, end an
   evaluated time, at `coarse_step`. Before an incident's start every world's rows are those of
   the `none` world (docs/scenarios.md), so history is computed once, from `none`, in chunks that
   each scenario's Prometheus links in;
-- the baselines' recording rules that read raw series (mean, stddev) over the span, with promtool;
+- the baselines' recording rules that read raw series (mean, stddev) over the span;
 - every alert rule as a range query over the span every `eval_interval`, `for:` applied here.
 """
 
@@ -31,16 +31,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import requests
 import yaml
 
-from recmon.backfill import (
-    BackfillError,
-    _backfill_rules,
-    _tool,
-    backfill,
-    throwaway_prometheus,
-)
+from recmon.backfill import backfill, backfill_rules, query_range, throwaway_prometheus
+from recmon.backfill.prometheus import MAX_POINTS
 from recmon.backtest import alerts as rules_mod
 from recmon.backtest.alerts import AlertRule
 from recmon.config import load_config
@@ -57,7 +51,6 @@ CLEAN = "none"
 QUIET = frozenset({"none", "seasonal-peak"})
 DEFAULT_END = datetime(2026, 3, 4, 20, 0)  # a Wednesday evening: busy hours for the incidents
 HALF_HOUR = timedelta(minutes=30)  # the baselines read one hour centred on the same time
-MAX_POINTS = 10_000  # per range query (Prometheus refuses more than 11,000)
 
 
 @dataclass(frozen=True)
@@ -338,7 +331,7 @@ def _scenario(
             for block in part.iterdir():
                 if block.is_dir():
                     shutil.copytree(block, data / block.name, copy_function=os.link)
-        _backfill_rules(_tool("promtool"), data, [raw_file], span.start, span.stop, options.step)
+        backfill_rules(data, [raw_file], span.start, span.stop, options.step)
         _mark(data, stamp)
     grids = _grids(span, options)
     grid = sorted({t for times, _ in grids for t in times})
@@ -396,16 +389,8 @@ def _range_query(
     step = interval.total_seconds() if isinstance(interval, timedelta) else interval
     for i in range(0, len(grid), MAX_POINTS):
         part = grid[i : i + MAX_POINTS]
-        answer = requests.post(
-            f"{url}/api/v1/query_range",
-            data={"query": expr, "start": part[0], "end": part[-1], "step": step},
-            timeout=600,
-        ).json()
-        if answer.get("status") != "success":
-            raise BackfillError(f"query failed: {answer.get('error')}: {expr[:200]}")
-        for s in answer["data"]["result"]:
-            key = tuple(sorted(s["metric"].items()))
-            found.setdefault(key, []).extend(float(v[0]) for v in s["values"])
+        for labels, values in query_range(url, expr, part[0], part[-1], step):
+            found.setdefault(tuple(sorted(labels.items())), []).extend(t for t, _ in values)
     for key, times in found.items():
         yield dict(key), times
 
