@@ -8,7 +8,7 @@ query-exporter at 50 concurrent scrapers. Prints one JSON object per measurement
 benchmarks/results.md.
 
     python benchmarks/run.py             # full size: takes long, run it with nice
-    python benchmarks/run.py --quick     # the same measurements at a small size, < 1 min
+    python benchmarks/run.py --quick     # the same measurements at a small size, about 70 s
 
 Measured processes run under a memory and a time guard: a window the engine cannot hold is
 reported as stopped, with a lower bound, rather than taking the machine down.
@@ -45,9 +45,10 @@ WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta
 HISTORY = timedelta(days=14, hours=2)
 END = datetime(2026, 11, 2, 12, 0)  # a fixed clock: runs are comparable; --now drives recmon
 EVIDENTLY = ["evidently==0.7.23", "pandas<3", "sqlalchemy>=2", "psycopg[binary]"]
-SIZES = {  # name: (impressions a day, generated days, steady cycles, time guard s, scrape s)
-    "full": (10_000_000, 1, 3, 900.0, 20.0),
-    "quick": (10_000, 1, 2, 120.0, 2.0),
+SIZES = {  # name: (impressions a day, generated days, steady cycles, time guard s, scrape s,
+    # scrape size: about 1,900 series per exporter each)
+    "full": (10_000_000, 1, 3, 900.0, 20.0, 5),
+    "quick": (10_000, 1, 2, 120.0, 1.0, 1),
 }
 # Each scraper every second, fifteen times Prometheus' default rate; then back to back, which
 # measures throughput: a scrape there waits for the other 49.
@@ -96,7 +97,9 @@ def scan(tables: data.Tables, lo: datetime, hi: datetime) -> float:
 class Bench:
     def __init__(self, args: argparse.Namespace, folder: Path, records: list[Record]) -> None:
         self.args, self.folder, self.records = args, folder, records
-        rate, self.generated, self.repeats, seconds, self.scrape_s = SIZES[args.size]
+        rate, self.generated, self.repeats, seconds, self.scrape_s, self.scrape_size = SIZES[
+            args.size
+        ]
         self.scale = data.Scale(args.rate or rate)
         self.limits = Limits(args.memory_limit * 2**30, seconds)
         self.evidently: str | None = None
@@ -261,7 +264,7 @@ class Bench:
         end = datetime.now(UTC).replace(tzinfo=None, second=0, microsecond=0)
         stream = data.Stream(data.Scale(40_000), end - timedelta(days=2), end - timedelta(days=2))
         data.build(stream, [data.Tables(url, prefix)], stream.start, end)
-        config = scrape.recmon_config(url, prefix, self.folder)
+        config = scrape.recmon_config(url, prefix, self.folder, self.scrape_size)
         port = scrape.free_port()
         self._scrape("recmon", scrape.serve_recmon(config, port), port, "recmon_", 1000)
         if "query-exporter" not in self.args.skip:
@@ -273,7 +276,7 @@ class Bench:
                     {"measurement": "skipped", "what": "query-exporter", "why": str(exc)},
                 )
                 return
-            qe_config = scrape.query_exporter_config(url, prefix, self.folder)
+            qe_config = scrape.query_exporter_config(url, prefix, self.folder, self.scrape_size)
             port = scrape.free_port()
             process = scrape.serve_query_exporter(str(python), qe_config, port)
             self._scrape("query-exporter", process, port, "m0{", 400)

@@ -16,15 +16,18 @@ import numpy as np
 import requests
 import yaml
 
-# recmon: 4 (model, variant) pairs x 10 surfaces x 5 windows x ~51 KPIs at 5 values of k.
+# recmon: 4 (model, variant) pairs x 10 surfaces x ~51 KPIs at 5 values of k, 1,400 to 2,000
+# series per window (the 1h window has the fewest); query-exporter: 400 rows (pair x surface x
+# rank) per gauge, five gauges per `size`. At size 5 each serves about 10k series, the figure the
+# performance issue asks about; --quick uses size 1 (1,400 and 2,000).
 RECMON_CONFIG = {
-    "windows": ["1h", "3h", "6h", "12h", "24h"],
     "k": [1, 3, 5, 10, 20],
     "dimensions": ["surface"],
     "comparisons": [{"baseline": "popularity", "candidate": "personal"}],
     "interval": "1h",  # one cycle: the scrapers then read the same snapshot
 }
-QE_METRICS = 25  # query-exporter: 400 rows (pair x surface x rank) x 25 gauges
+RECMON_WINDOWS = ["1h", "3h", "6h", "12h", "24h"]
+QE_METRICS_PER_SIZE = 5
 SCRAPE_TIMEOUT = 10.0  # seconds: Prometheus' default scrape_timeout
 
 
@@ -34,30 +37,35 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def recmon_config(dsn: str, prefix: str, folder: Path) -> Path:
+def recmon_config(dsn: str, prefix: str, folder: Path, size: int) -> Path:
     tables = {
         t: f"{prefix}{t}"
         for t in ("recommendations", "interactions", "items", "models", "model_metrics")
     }
     path = folder / "serve.yml"
-    config = {"sources": {"main": {"dsn": dsn, "tables": tables}}, **RECMON_CONFIG}
+    config = {
+        "sources": {"main": {"dsn": dsn, "tables": tables}},
+        "windows": RECMON_WINDOWS[:size],
+        **RECMON_CONFIG,
+    }
     path.write_text(yaml.safe_dump(config))
     return path
 
 
-def query_exporter_config(dsn: str, prefix: str, folder: Path) -> Path:
+def query_exporter_config(dsn: str, prefix: str, folder: Path, size: int) -> Path:
     labels = ["model", "variant", "surface", "rank"]
-    columns = ", ".join(f"avg(score) + {i} AS m{i}" for i in range(QE_METRICS))
+    gauges = QE_METRICS_PER_SIZE * size
+    columns = ", ".join(f"avg(score) + {i} AS m{i}" for i in range(gauges))
     config = {
         "databases": {"main": {"dsn": dsn}},
         "metrics": {
             f"m{i}": {"type": "gauge", "description": f"Benchmark gauge {i}.", "labels": labels}
-            for i in range(QE_METRICS)
+            for i in range(gauges)
         },
         "queries": {
             "kpis": {
                 "databases": ["main"],
-                "metrics": [f"m{i}" for i in range(QE_METRICS)],
+                "metrics": [f"m{i}" for i in range(gauges)],
                 "interval": 3600,
                 "sql": f"SELECT model, coalesce(variant, 'default') AS variant, surface,"
                 f" CAST(rank AS TEXT) AS rank, {columns} FROM {prefix}recommendations"
