@@ -48,12 +48,12 @@ def backfill_rules(
     evaluated every group `interval` (`step` where a group has none); returns the samples
     written."""
     levels = rule_levels(rule_files)
-    days = [
-        (group, day)
+    total = sum(
+        1
         for level in levels
         for group in level["groups"]
-        for day in _days(start, end, _interval(group, step))
-    ]
+        for _ in _days(start, end, _interval(group, step))
+    )
     written, done = 0, 0
     for level in levels:
         level_out = out / "rules-blocks"  # left by a failed run: its blocks are incomplete
@@ -76,7 +76,7 @@ def backfill_rules(
                     create_blocks(path, level_out)
                     path.unlink()
                     done += 1
-                    progress(done, len(days), "rule days")
+                    progress(done, total, "rule days")
         # Beside the other blocks, where the next level's Prometheus reads them.
         for block in level_out.iterdir():
             block.rename(out / block.name)
