@@ -49,10 +49,7 @@ def backfill_rules(
     written."""
     levels = rule_levels(rule_files)
     total = sum(
-        1
-        for level in levels
-        for group in level["groups"]
-        for _ in _days(start, end, _interval(group, step))
+        1 for level in levels for group in level for _ in _days(start, end, _interval(group, step))
     )
     written, done = 0, 0
     for level in levels:
@@ -63,7 +60,7 @@ def backfill_rules(
             throwaway_prometheus(out, out / "backfill-prometheus") as url,
             ThreadPoolExecutor(QUERIES_AT_ONCE) as pool,
         ):
-            for group in level["groups"]:
+            for group in level:
                 interval = _interval(group, step)
                 for times in _days(start, end, interval):
                     samples = OpenMetrics()
@@ -132,10 +129,10 @@ def _ms(t: datetime) -> int:
     return round(t.replace(tzinfo=UTC).timestamp() * 1000)
 
 
-def rule_levels(rule_files: Sequence[Path]) -> list[dict]:
-    """The recording rules of `rule_files` as rule-file documents, one per level: level 0 reads
-    only raw series, level n reads recording rules of levels below n. Groups keep their name and
-    interval; alerting rules leave no history."""
+def rule_levels(rule_files: Sequence[Path]) -> list[list[dict]]:
+    """The recording rules of `rule_files` as groups, a list per level: level 0 reads only raw
+    series, level n reads recording rules of levels below n. Groups keep their name and interval;
+    alerting rules leave no history."""
     groups = [
         group
         for f in rule_files
@@ -156,15 +153,15 @@ def rule_levels(rule_files: Sequence[Path]) -> list[dict]:
             level[name] = 1 + max((level_of(u, seen | {name}) for u in uses), default=-1)
         return level[name]
 
-    documents: list[dict] = []
+    levels: list[list[dict]] = []
     for group in groups:
         for rule in group.get("rules", []):
             if "record" not in rule:
                 continue
             n = level_of(rule["record"])
-            documents += [{"groups": []} for _ in range(n + 1 - len(documents))]
-            target = documents[n]["groups"]
+            levels += [[] for _ in range(n + 1 - len(levels))]
+            target = levels[n]
             if not target or target[-1]["name"] != group["name"]:
                 target.append({**{k: v for k, v in group.items() if k != "rules"}, "rules": []})
             target[-1]["rules"].append(rule)
-    return documents
+    return levels
