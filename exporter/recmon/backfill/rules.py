@@ -125,6 +125,11 @@ def _add(
     return sum(len(values) for values in merged.values())
 
 
+def name_pattern(name: str) -> str:
+    """A regular expression for the metric `name` in PromQL, not as part of a longer name."""
+    return rf"(?<![\w:]){re.escape(name)}(?![\w:])"
+
+
 def _ms(t: datetime) -> int:
     return round(t.replace(tzinfo=UTC).timestamp() * 1000)
 
@@ -148,7 +153,7 @@ def rule_levels(rule_files: Sequence[Path]) -> list[list[dict]]:
                 other
                 for r in rules
                 for other in recorded - seen - {name}
-                if re.search(rf"(?<![\w:]){re.escape(other)}(?![\w:])", str(r["expr"]))
+                if re.search(name_pattern(other), str(r["expr"]))
             }
             level[name] = 1 + max((level_of(u, seen | {name}) for u in uses), default=-1)
         return level[name]

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from recmon.backfill.rules import name_pattern
 from recmon.durations import parse_duration
 
 # Alerts about the exporter process or the alerting pipeline itself, not about the data: a
@@ -69,11 +70,7 @@ def split_recording(groups: Sequence[Mapping[str, Any]]) -> tuple[list[dict], di
 
 
 def _mentions(expr: str, name: str) -> bool:
-    return re.search(_name_pattern(name), expr) is not None
-
-
-def _name_pattern(name: str) -> str:
-    return rf"(?<![\w:]){re.escape(name)}(?![\w:])"
+    return re.search(name_pattern(name), expr) is not None
 
 
 def inline(expr: str, derived: Mapping[str, str]) -> str:
@@ -81,7 +78,7 @@ def inline(expr: str, derived: Mapping[str, str]) -> str:
     for _ in range(10):  # nesting depth; the generator's is two
         changed = False
         for name, body in derived.items():
-            pattern = _name_pattern(name)
+            pattern = name_pattern(name)
             if re.search(pattern + r"\s*\{", expr):
                 raise ValueError(f"cannot inline {name} with label matchers in: {expr}")
             expr, n = re.subn(pattern, lambda _m, body=body: f"({body})", expr)
