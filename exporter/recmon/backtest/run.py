@@ -221,6 +221,12 @@ def run(options: Options, progress: Callable[[str], None] = lambda line: None) -
             span.scenario: _stamp(kpis_stamp, span, options.step, options.coarse_step, raw)
             for span in plan
         }
+        # Written once here: workers that each rewrote a world's config raced, one reading
+        # the file while another had just truncated it.
+        configs = {
+            name: _config(work, name, work / f"{name}.db", windows)
+            for name in {CLEAN, *(span.scenario for span in plan)}
+        }
         with _pool(options.jobs) as pool:
             jobs = []
             for chunk in chunks:
@@ -229,9 +235,7 @@ def run(options: Options, progress: Callable[[str], None] = lambda line: None) -
                     last = chunk + options.chunk - options.coarse_step
                     segments = [(chunk, last, options.coarse_step)]
                     jobs.append(
-                        pool.submit(
-                            _backfill, work, CLEAN, windows, segments, target, history_stamp
-                        )
+                        pool.submit(_backfill, configs[CLEAN], segments, target, history_stamp)
                     )
             for span in plan:
                 for piece in _pieces(span, options):
@@ -239,9 +243,7 @@ def run(options: Options, progress: Callable[[str], None] = lambda line: None) -
                     stamp = _stamp(kpis_stamp, piece)
                     if not _fresh(target, stamp):
                         jobs.append(
-                            pool.submit(
-                                _backfill, work, span.scenario, windows, [piece], target, stamp
-                            )
+                            pool.submit(_backfill, configs[span.scenario], [piece], target, stamp)
                         )
             progress(f"backfill: {len(jobs)} parts, {len(chunks)} history chunks")
             _wait(jobs)
@@ -268,16 +270,14 @@ def run(options: Options, progress: Callable[[str], None] = lambda line: None) -
 
 
 def _backfill(
-    work: Path,
-    world_name: str,
-    windows: Sequence[str],
+    config_file: Path,
     segments: Sequence[tuple[datetime, datetime, timedelta]],
     target: Path,
     stamp: str,
 ) -> None:
-    """Backfill `segments` of a world into `target`; marked fresh when `stamp` is given (a
-    scenario's blocks are marked once their baselines are there too)."""
-    config = load_config(_config(work, world_name, work / f"{world_name}.db", windows))
+    """Backfill `segments` of the world `config_file` reads into `target`; marked fresh when
+    `stamp` is given (a scenario's blocks are marked once their baselines are there too)."""
+    config = load_config(config_file)
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
