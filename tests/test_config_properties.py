@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import time
 import typing
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from recmon.config import Config, ConfigError, parse_config
+from recmon.config import Config, ConfigError, load_config, parse_config
 
 NAME = "recmon.yml"
 BASE_DIR = Path(__file__).parent / "no-such-directory"  # relative *_file names cannot be read
@@ -186,3 +187,17 @@ def test_a_valid_config_still_loads() -> None:
     config = parse_config("sources: {m: {dsn: 'sqlite://'}}\nwindows: [1h]\n", NAME)
     assert [w.label for w in config.windows] == ["1h"]
     assert config.interval == datetime.timedelta(seconds=60)
+
+
+def test_a_config_error_in_a_worker_process_reaches_the_parent_whole(tmp_path: Path) -> None:
+    """The backtest loads configs in a process pool: the error must cross it as itself, with
+    its file, line and key, not as a broken pool."""
+    config = tmp_path / "recmon.yml"
+    config.write_text("sources:\n  demo: {dsn: 'sqlite:///x.db'}\ninterval: soon\n")
+    with pytest.raises(ConfigError) as here:
+        load_config(config)
+    with ProcessPoolExecutor(1) as pool, pytest.raises(ConfigError) as there:
+        pool.submit(load_config, config).result()
+    assert str(there.value) == str(here.value)
+    assert there.value.problems == here.value.problems
+    assert ":3: interval:" in str(there.value)

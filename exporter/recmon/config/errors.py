@@ -29,6 +29,11 @@ class ConfigError(Exception):
             )
         )
 
+    def __reduce__(self) -> tuple[type[ConfigError], tuple[str, list[Problem]]]:
+        # A config read in a worker process (the backtest's backfills) reaches the parent as
+        # itself, not as a pool broken by an exception that cannot be rebuilt from its message.
+        return ConfigError, (self.path, self.problems)
+
 
 def _printable(text: str) -> str:
     """`text` with line breaks and other control characters escaped: one problem, one line."""
