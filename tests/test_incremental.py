@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from recmon.config import parse_config
@@ -21,6 +21,7 @@ from recmon.evaluation import Sample
 from recmon.incremental.partial import Minute
 from recmon.incremental.window import Window
 from recmon.kpis.attribution import attribute
+from recmon.kpis.comparison import compare
 from tests.support.databases import write_tables
 from tests.support.rows import evaluate_once, event, impression
 
@@ -112,6 +113,18 @@ def samples(got: list[Sample]) -> dict:
     delay=st.sampled_from(["10m", "4m"]),
     # 30m: the references overlap the windows; 70m: a gap of minutes neither needs
     offset=st.sampled_from(["30m", "70m"]),
+)
+@example(  # a user with two lists of m1 in the 1h window: the later one is compared
+    requests=[
+        (0, 3000, "m1", [1, 2], None),
+        (0, 4000, "m1", [3, 4], None),
+        (0, 4100, "m2", [3, 4], None),
+    ],
+    reactions=[],
+    steps=[1500, 1500],
+    restart=0,
+    delay="10m",
+    offset="30m",
 )
 def test_incremental_equals_full_recomputation(
     tmp_path_factory: pytest.TempPathFactory,
@@ -205,7 +218,8 @@ def test_only_the_minutes_of_the_windows_and_their_references_are_kept(tmp_path:
 
 def _check_additive(cold: dict, recs: list, events: list, now: datetime, delay: timedelta) -> None:
     """Impressions, clicks, conversions and watch time of the 1h window by attribute() over the
-    whole window at once, against the engine's sums of minutes."""
+    whole window at once, against the engine's sums of minutes; and the comparison of its
+    latest lists against the engine's minute by minute ones."""
     now = now.replace(second=0)
     imps = pd.DataFrame(recs)
     evs = pd.DataFrame(
@@ -225,6 +239,19 @@ def _check_additive(cold: dict, recs: list, events: list, now: datetime, delay: 
         assert cold[("watch_time_seconds", labels_of)] == pytest.approx(rows["watch_seconds"].sum())
         assert cold[("active_users", labels_of)] == rows["user_id"].nunique()
         assert cold[("recommendation_requests", labels_of)] == rows["request_id"].nunique()
+    # the comparison, by kpis.comparison.compare over the window's impressions at once
+    lists = {m: shown[shown["model"] == m] for m in ("m1", "m2")}
+    expected = compare(lists["m1"], lists["m2"], (1, 3))
+    labels_of = ("main", "m1", "m2", "1h")
+    assert cold[("comparison_users", labels_of)] == expected["users"]
+    assert cold[("comparison_unique_items", labels_of)] == expected["unique_items"]
+    for k in (1, 3):
+        for metric, name in (("overlap", "overlap_at_k"), ("jaccard", "jaccard_at_k")):
+            value = cold.get((f"comparison_{name}", (*labels_of, str(k))))
+            assert value == pytest.approx(expected[f"{metric}@{k}"]), (name, k)
+        assert cold.get(("comparison_rbo", (*labels_of, str(k)))) == pytest.approx(
+            expected[f"rbo@{k}"]
+        )
 
 
 def test_a_minute_summarised_open_is_summarised_again_however_late_the_next_cycle(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from array import array
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -44,18 +43,19 @@ def fields(ks: Sequence[int]) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True, slots=True)
-class Entry:
-    """A user's latest list of one model within a minute (for the comparisons); compact, since
-    a window holds one for every list of its compared models' users."""
+class Lists:
+    """Each user's latest list of one model within a minute (for the comparisons), as columns:
+    a window holds one for every list of its compared models' users. Only the minute orders two
+    lists of a user from different minutes, so no time or request id is kept."""
 
-    ts: int  # microseconds since the epoch
-    request_id: str
-    items: array  # item codes (int32) in rank order, repeats removed, rank <= the largest k
-    ranks: array  # their ranks (float32: whole numbers from 1)
+    users: np.ndarray  # user codes (int64), distinct
+    starts: np.ndarray  # int32, len(users) + 1: user i's list is items[starts[i]:starts[i + 1]]
+    items: np.ndarray  # item codes (int32) in rank order, repeats removed, rank <= the largest k
+    ranks: np.ndarray  # their ranks (float32: whole numbers from 1)
 
-    def newer_than(self, other: Entry) -> bool:
-        # equal times go to the greater request id, as comparison.latest_lists does
-        return (self.ts, self.request_id) > (other.ts, other.request_id)
+    def ranked(self, row: int) -> tuple[list[int], list[float]]:
+        lo, hi = self.starts[row], self.starts[row + 1]
+        return self.items[lo:hi].tolist(), self.ranks[lo:hi].tolist()
 
 
 @dataclass
@@ -65,12 +65,14 @@ class Minute:
 
     horizon: datetime
     labelled: bool = True  # False: scores only, for a drift reference older than every window
+    # Codes and counts are int32, half of int64: a window keeps every minute's arrays, and
+    # codes (ids, score bins) and a minute's counts stay far below 2**31.
     sums: dict[Group, np.ndarray] = field(default_factory=dict)
     users: dict[Group, np.ndarray] = field(default_factory=dict)  # distinct user codes
     items: dict[Group, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # codes, n
     # score bin codes (distinct, ScoreBins), impressions in that bin, clicked ones among them
     scores: dict[Group, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
-    lists: dict[str, dict[int, Entry]] = field(default_factory=dict)  # model -> user -> list
+    lists: dict[str, Lists] = field(default_factory=dict)  # by model
     invalid: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def scores_only(self) -> Minute:
@@ -160,10 +162,13 @@ def summarize(
         minutes[minute].sums[tuple(group)] = vector
     users = rows[[*by, "user_code"]].drop_duplicates()
     for (minute, *group), part in split(users, by, ["user_code"]):
-        minutes[minute].users[tuple(group)] = part["user_code"].astype(np.int64)
+        minutes[minute].users[tuple(group)] = part["user_code"].astype(np.int32)
     items = rows.groupby([*by, "item_code"], sort=False).size().rename("n").reset_index()
     for (minute, *group), part in split(items, by, ["item_code", "n"]):
-        minutes[minute].items[tuple(group)] = (part["item_code"], part["n"].astype(np.int64))
+        minutes[minute].items[tuple(group)] = (
+            part["item_code"].astype(np.int32),
+            part["n"].astype(np.int32),
+        )
     scored = rows[rows["score_code"] >= 0]
     codes = (
         scored.groupby([*by, "score_code"], sort=False)["clicked"]
@@ -172,9 +177,9 @@ def summarize(
     )
     for (minute, *group), part in split(codes, by, ["score_code", "size", "sum"]):
         minutes[minute].scores[tuple(group)] = (
-            part["score_code"].astype(np.int64),
-            part["size"].astype(np.int64),
-            part["sum"].astype(np.int64),
+            part["score_code"].astype(np.int32),
+            part["size"].astype(np.int32),
+            part["sum"].astype(np.int32),
         )
     if compared:
         _lists(minutes, rows[rows["model"].isin(compared)], max(ks))
@@ -192,24 +197,25 @@ def _lists(minutes: dict[datetime, Minute], rows: pd.DataFrame, depth: int) -> N
         requests.reset_index()
         .sort_values(["ts", "request_id"])
         .drop_duplicates(["minute", "model", "user_code"], keep="last")
+        .sort_values(["minute", "model"], kind="stable")
         .set_index("request_id")
     )
     top = rows[rows["request_id"].isin(latest.index) & (rows["rank"] <= depth)]
     top = top.sort_values(["rank", "item_id"]).drop_duplicates(["request_id", "item_id"])
-    grouped = top.groupby("request_id", sort=False)
-    items, ranks = grouped["item_code"].agg(tuple), grouped["rank"].agg(tuple)
-    for request, user, model, ts, minute in zip(
-        latest.index,
-        latest["user_code"],
-        latest["model"],
-        latest["ts"].astype("datetime64[us]").astype("int64"),
-        latest["minute"].dt.to_pydatetime(),
-        strict=True,
+    # the lists laid end to end in `latest`'s order, each in rank order (a stable sort)
+    owner = latest.index.get_indexer(top["request_id"])
+    order = np.argsort(owner, kind="stable")
+    items = top["item_code"].to_numpy(dtype=np.int32)[order]
+    ranks = top["rank"].to_numpy(dtype=np.float32)[order]
+    starts = np.searchsorted(owner[order], np.arange(len(latest) + 1))
+    users = latest["user_code"].to_numpy(dtype=np.int64)
+    for (minute, model), part in split(
+        latest.assign(row=np.arange(len(latest))), ["minute", "model"], ["row"]
     ):
-        entry = Entry(
-            int(ts),
-            str(request),
-            array("i", items.get(request, ())),
-            array("f", ranks.get(request, ())),
+        lo, hi = part["row"][0], part["row"][-1] + 1
+        minutes[minute].lists[model] = Lists(
+            users[lo:hi],
+            (starts[lo : hi + 1] - starts[lo]).astype(np.int32),
+            items[starts[lo] : starts[hi]],
+            ranks[starts[lo] : starts[hi]],
         )
-        minutes[minute].lists.setdefault(model, {})[int(user)] = entry

@@ -10,7 +10,7 @@ import numpy as np
 
 from recmon.config.schema import Comparison
 from recmon.incremental.buckets import Tally
-from recmon.incremental.partial import Entry, Group, Minute
+from recmon.incremental.partial import Group, Lists, Minute
 from recmon.kpis.comparison import user_scores
 
 # Minutes per block of the window's sums: a block's sum is kept while its minutes stay.
@@ -35,7 +35,8 @@ class Window:
         self.scored: dict[Group, Tally] = {}
         self.clicked: dict[Group, Tally] = {}
         self.invalid: Counter[tuple[str, str]] = Counter()
-        self.latest: dict[str, dict[int, Entry]] = {}  # model -> user -> latest list
+        # model -> user -> the minute of the user's latest list, and where it is
+        self.latest: dict[str, dict[int, tuple[int, Lists, int]]] = {}
         # per comparison: user -> the user's scores (user_scores)
         self.scores_by_user: list[dict[int, np.ndarray]] = [{} for _ in comparisons]
 
@@ -77,13 +78,13 @@ class Window:
         # Minutes summarised again at the new end (a delay shorter than A) rebuild the lists.
         if oldest is not None and any(b > oldest for b in removed):
             self.latest = {}
-            for minute in self.members.values():
-                self._add_lists(minute)
+            for b, minute in self.members.items():
+                self._add_lists(b, minute)
             self._rescore(None)
             return
         changed = self._drop_lists(removed.values())
-        for minute in added.values():
-            changed |= self._add_lists(minute)
+        for b, minute in added.items():
+            changed |= self._add_lists(b, minute)
         self._rescore(changed)
 
     def _apply(self, b: int, minute: Minute, sign: int) -> None:
@@ -103,24 +104,24 @@ class Window:
             self.items.setdefault(group, Tally()).add(codes, counts, sign)
         self.invalid.update({k: sign * n for k, n in minute.invalid.items()})
 
-    def _add_lists(self, minute: Minute) -> set[int]:
+    def _add_lists(self, b: int, minute: Minute) -> set[int]:
         changed = set()
-        for model, entries in minute.lists.items():
+        for model, lists in minute.lists.items():
             latest = self.latest.setdefault(model, {})
-            for user, entry in entries.items():
+            for row, user in enumerate(lists.users.tolist()):
                 current = latest.get(user)
-                if current is None or entry.newer_than(current):
-                    latest[user] = entry
+                if current is None or b > current[0]:
+                    latest[user] = (b, lists, row)
                     changed.add(user)
         return changed
 
     def _drop_lists(self, minutes: Iterable[Minute]) -> set[int]:
         changed = set()
         for minute in minutes:
-            for model, entries in minute.lists.items():
+            for model, lists in minute.lists.items():
                 latest = self.latest.get(model, {})
-                for user, entry in entries.items():
-                    if latest.get(user) is entry:
+                for user in lists.users.tolist():
+                    if user in latest and latest[user][1] is lists:
                         del latest[user]
                         changed.add(user)
         return changed
@@ -136,8 +137,8 @@ class Window:
             for user in (base.keys() & cand.keys()) if users is None else users:
                 by_user.pop(user, None)
                 if user in base and user in cand:
-                    a, b = base[user], cand[user]
-                    by_user[user] = user_scores((a.items, a.ranks), (b.items, b.ranks), self.ks)
+                    (_, a, i), (_, b, j) = base[user], cand[user]
+                    by_user[user] = user_scores(a.ranked(i), b.ranked(j), self.ks)
 
     def score_sums(self, i: int) -> np.ndarray | None:
         """The sum of comparison i's user scores, exactly rounded (math.fsum), so it does not
