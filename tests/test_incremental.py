@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from recmon.config import parse_config
 from recmon.cycle import Cycle
 from recmon.evaluation import Sample
+from recmon.incremental import store as store_module
 from recmon.incremental.partial import Minute
 from recmon.incremental.window import Window
 from recmon.kpis.attribution import attribute
@@ -197,6 +198,35 @@ def test_summarising_ahead_changes_nothing(
     finally:
         plain.close()
         early.close()
+
+
+def test_a_first_cycle_in_many_small_passes_equals_one_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first cycle summarises a long window in passes of about CHUNK_ROWS impressions; clicks,
+    later lists and sessions that cross a pass's end must count as in one pass."""
+    path = tmp_path / "recmon.db"
+    requests = [
+        (n % 4, 1800 + 97 * n, ("m1", "m2")[n % 2], [n % 7, (n + 2) % 7, (n + 5) % 7], None)
+        for n in range(40)
+    ]
+    reactions = [
+        (n, n % 3, ("click", "conversion", "watch")[n % 3], 20 + 11 * n, 0.0) for n in range(40)
+    ]
+    recs, events, _, _ = history(requests, reactions)
+    items = [{"item_id": f"i{n}", "created_at": T0} for n in range(7)]
+    write_tables(
+        f"sqlite:///{path}", {"recommendations": recs, "interactions": events, "items": items}
+    )
+    text = config("10m", "15m, 1h, 3h") % path
+    now = T0 + timedelta(hours=2)
+    whole = samples(evaluate_once(text, now))
+    monkeypatch.setattr(store_module, "CHUNK_ROWS", 5)  # about 2 lists a pass
+    passes = samples(evaluate_once(text, now))
+    assert whole.keys() == passes.keys()
+    for key, value in whole.items():
+        assert passes[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+    assert whole[("clicks", ("main", "m1", "default", "1h"))] > 0
 
 
 def test_only_the_minutes_of_the_windows_and_their_references_are_kept(tmp_path: Path) -> None:

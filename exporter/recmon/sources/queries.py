@@ -151,20 +151,20 @@ def event_minutes(
     return frame
 
 
-def hourly_rows(
+def minute_rows(
     conn: Connection, t: SourceTables, start: datetime, end: datetime
 ) -> list[tuple[datetime, int]]:
-    """Recommendation rows per hour with start <= ts < end, hours in order."""
+    """Recommendation rows per minute with start <= ts < end, minutes in order."""
     ts = t.col("recommendations", "ts")
-    hour = HourOf(ts)
+    minute = MinuteOf(ts)
     query = (
-        select(hour.label("hour"), func.count().label("rows"))
+        select(minute.label("minute"), func.count().label("rows"))
         .where(ts >= start, ts < end)
-        .group_by(hour)
-        .order_by(hour)
+        .group_by(minute)
+        .order_by(minute)
     )
     frame = _frame(conn, query)
-    return list(zip(utc_naive(frame["hour"]), frame["rows"].astype(int), strict=True))
+    return list(zip(utc_naive(frame["minute"]), frame["rows"].astype(int), strict=True))
 
 
 def catalog_size(conn: Connection, t: SourceTables) -> int:
