@@ -10,8 +10,8 @@ read and the computation, not the imports.
 
 reads one JSON request per line on stdin ({"url", "prefix", "window_s", "now"}) and answers each
 with one JSON object, as a job that runs every few minutes would keep its imports and compiled
-code. Only pandas, numpy and SQLAlchemy are imported at the top: the Evidently job runs this file
-in its own virtualenv.
+code; the first request is an untimed warm-up (see main). Only pandas, numpy and SQLAlchemy
+are imported at the top: the Evidently job runs this file in its own virtualenv.
 """
 
 from __future__ import annotations
@@ -214,13 +214,15 @@ def warm_up(tool: str, url: str, prefix: str, now: datetime) -> None:
 
 
 def main(tool: str) -> None:
-    warm = False
+    """The first request warms the tool up ({"url", "prefix", "now"}; answered with its
+    seconds), every later one is timed."""
+    ask = json.loads(sys.stdin.readline())
+    started = time.perf_counter()
+    warm_up(tool, ask["url"], ask["prefix"], datetime.fromisoformat(ask["now"]))
+    print(json.dumps({"warm_up_seconds": time.perf_counter() - started}), flush=True)
     for line in sys.stdin:
         ask = json.loads(line)
         window, now = timedelta(seconds=ask["window_s"]), datetime.fromisoformat(ask["now"])
-        if not warm:
-            warm_up(tool, ask["url"], ask["prefix"], now)
-            warm = True
         result = run(tool, ask["url"], ask["prefix"], window, now)
         result["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024.0
         print(json.dumps(result), flush=True)

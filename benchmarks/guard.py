@@ -51,12 +51,16 @@ class Guarded:
             env={**os.environ, **(env or {})},
         )
 
+    def send(self, request: str) -> None:
+        assert self.process.stdin
+        self.process.stdin.write(request + "\n")
+        self.process.stdin.flush()
+
     def ask(self, request: str | None = None) -> dict[str, Any]:
         """Send `request` (if any) and wait for the answer within the limits."""
-        assert self.process.stdin and self.process.stdout
+        assert self.process.stdout
         if request is not None:
-            self.process.stdin.write(request + "\n")
-            self.process.stdin.flush()
+            self.send(request)
         started, rss = time.perf_counter(), 0.0
         while True:
             ready, _, _ = select.select([self.process.stdout], [], [], 0.2)

@@ -8,7 +8,7 @@ query-exporter at 50 concurrent scrapers. Prints one JSON object per measurement
 benchmarks/results.md.
 
     python benchmarks/run.py             # full size: takes long, run it with nice
-    python benchmarks/run.py --quick     # the same measurements at a small size, about 70 s
+    python benchmarks/run.py --quick     # the same measurements at a small size, under a minute
 
 Measured processes run under a memory and a time guard: a window the engine cannot hold is
 reported as stopped, with a lower bound, rather than taking the machine down.
@@ -103,7 +103,8 @@ class Bench:
         self.scale = data.Scale(args.rate or rate)
         self.limits = Limits(args.memory_limit * 2**30, seconds)
         self.evidently: str | None = None
-        self.jobs: dict[str, Guarded] = {}  # tool -> its worker, kept across windows
+        self.jobs: dict[str, Guarded] = {}  # tool -> its worker, warm, kept across windows
+        self.failed: dict[str, Exceeded] = {}  # tool -> why its warm-up was stopped
 
     def backend(self, name: str, url: str) -> None:
         prefix = f"{self.args.prefix}{self.args.size}_"
@@ -197,6 +198,7 @@ class Bench:
                 "complete": complete,
             },
         )
+        self.warm_up(url, tables.prefix, now)
         for tool in self.args.tools:
             self.alternative(backend, url, tables.prefix, window, now, tool, cycle)
         return now
@@ -204,6 +206,39 @@ class Bench:
     def close(self) -> None:
         for job in self.jobs.values():
             job.close()
+
+    def warm_up(self, url: str, prefix: str, now: datetime) -> None:
+        """Start the tools' workers that are not running, and warm them up side by side: the
+        warm-ups are untimed, so ranx's numba compilation and Evidently's imports may share the
+        cores; the timed runs that follow go one at a time."""
+        started: dict[str, Guarded] = {}
+        for tool in self.args.tools:
+            python = self._python(tool)
+            if tool in self.jobs or python is None:
+                continue
+            env = {"DO_NOT_TRACK": "1", "EVIDENTLY_DISABLE_TELEMETRY": "1"}
+            job = Guarded([python, str(HERE / "alternatives.py"), tool], self.limits, env)
+            job.send(json.dumps({"url": url, "prefix": prefix, "now": now.isoformat()}))
+            started[tool] = job
+        for tool, job in started.items():
+            try:
+                job.ask()
+                self.jobs[tool] = job
+            except Exceeded as exc:
+                self.failed[tool] = Exceeded(f"warm-up {exc}", exc.elapsed, exc.rss)
+
+    def _python(self, tool: str) -> str | None:
+        """The interpreter a tool runs in (Evidently's virtualenv, made on first use); None
+        when it cannot be had, which is reported once."""
+        if tool != "evidently":
+            return sys.executable
+        if self.evidently is None:
+            try:
+                self.evidently = str(venvs.ensure("evidently", sys.executable, EVIDENTLY))
+            except venvs.Unavailable as exc:
+                self.evidently = ""
+                emit(self.records, {"measurement": "skipped", "what": "Evidently", "why": str(exc)})
+        return self.evidently or None
 
     def alternative(
         self,
@@ -215,30 +250,19 @@ class Bench:
         tool: str,
         cycle: Record,
     ) -> None:
-        python = sys.executable
-        if tool == "evidently":
-            if self.evidently is None:
-                try:
-                    self.evidently = str(venvs.ensure("evidently", sys.executable, EVIDENTLY))
-                except venvs.Unavailable as exc:
-                    self.evidently = ""
-                    emit(
-                        self.records,
-                        {"measurement": "skipped", "what": "Evidently", "why": str(exc)},
-                    )
-            if not self.evidently:
-                return
-            python = self.evidently
-        if tool not in self.jobs:
-            command = [python, str(HERE / "alternatives.py"), tool]
-            env = {"DO_NOT_TRACK": "1", "EVIDENTLY_DISABLE_TELEMETRY": "1"}
-            self.jobs[tool] = Guarded(command, self.limits, env)
-        ask = {"url": url, "prefix": prefix, "window_s": WINDOWS[window].total_seconds()}
-        try:
-            result, status = self.jobs[tool].ask(json.dumps({**ask, "now": now.isoformat()})), "ok"
-        except Exceeded as exc:  # the worker was stopped: the next window starts another
-            del self.jobs[tool]
-            result, status = {"seconds": exc.elapsed, "read_seconds": None}, str(exc)
+        stopped = self.failed.pop(tool, None)
+        if tool not in self.jobs and stopped is None:
+            return  # not available (reported as skipped)
+        if stopped is None:
+            ask = {"url": url, "prefix": prefix, "window_s": WINDOWS[window].total_seconds()}
+            try:
+                result = self.jobs[tool].ask(json.dumps({**ask, "now": now.isoformat()}))
+            except Exceeded as exc:  # the worker was stopped: the next window starts another
+                del self.jobs[tool]
+                stopped = exc
+        status = "ok" if stopped is None else str(stopped)
+        if stopped is not None:
+            result = {"seconds": stopped.elapsed, "read_seconds": None}
         emit(
             self.records,
             {
