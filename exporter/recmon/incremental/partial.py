@@ -48,7 +48,7 @@ class Lists:
     a window holds one for every list of its compared models' users. Only the minute orders two
     lists of a user from different minutes, so no time or request id is kept."""
 
-    users: np.ndarray  # user codes (int64), distinct
+    users: np.ndarray  # user codes (int32), distinct
     starts: np.ndarray  # int32, len(users) + 1: user i's list is items[starts[i]:starts[i + 1]]
     items: np.ndarray  # item codes (int32) in rank order, repeats removed, rank <= the largest k
     ranks: np.ndarray  # their ranks (float32: whole numbers from 1)
@@ -208,7 +208,7 @@ def _lists(minutes: dict[datetime, Minute], rows: pd.DataFrame, depth: int) -> N
     items = top["item_code"].to_numpy(dtype=np.int32)[order]
     ranks = top["rank"].to_numpy(dtype=np.float32)[order]
     starts = np.searchsorted(owner[order], np.arange(len(latest) + 1))
-    users = latest["user_code"].to_numpy(dtype=np.int64)
+    users = latest["user_code"].to_numpy(dtype=np.int32)
     for (minute, model), part in split(
         latest.assign(row=np.arange(len(latest))), ["minute", "model"], ["row"]
     ):
