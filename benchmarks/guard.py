@@ -50,18 +50,22 @@ class Guarded:
             text=True,
             env={**os.environ, **(env or {})},
         )
+        self.sent = time.perf_counter()  # the time limit runs from here until a request is sent
 
     def send(self, request: str) -> None:
+        """Send `request`; the time limit runs from now, even while another job is waited for
+        (its memory is watched only while this one is)."""
         assert self.process.stdin
         self.process.stdin.write(request + "\n")
         self.process.stdin.flush()
+        self.sent = time.perf_counter()
 
     def ask(self, request: str | None = None) -> dict[str, Any]:
         """Send `request` (if any) and wait for the answer within the limits."""
         assert self.process.stdout
         if request is not None:
             self.send(request)
-        started, rss = time.perf_counter(), 0.0
+        started, rss = self.sent, 0.0
         while True:
             ready, _, _ = select.select([self.process.stdout], [], [], 0.2)
             elapsed = time.perf_counter() - started

@@ -212,20 +212,26 @@ class Bench:
         warm-ups are untimed, so ranx's numba compilation and Evidently's imports may share the
         cores; the timed runs that follow go one at a time."""
         started: dict[str, Guarded] = {}
-        for tool in self.args.tools:
-            python = self._python(tool)
-            if tool in self.jobs or python is None:
-                continue
-            env = {"DO_NOT_TRACK": "1", "EVIDENTLY_DISABLE_TELEMETRY": "1"}
-            job = Guarded([python, str(HERE / "alternatives.py"), tool], self.limits, env)
-            job.send(json.dumps({"url": url, "prefix": prefix, "now": now.isoformat()}))
-            started[tool] = job
-        for tool, job in started.items():
-            try:
-                job.ask()
-                self.jobs[tool] = job
-            except Exceeded as exc:
-                self.failed[tool] = Exceeded(f"warm-up {exc}", exc.elapsed, exc.rss)
+        try:
+            for tool in self.args.tools:
+                python = self._python(tool)
+                if tool in self.jobs or python is None:
+                    continue
+                env = {"DO_NOT_TRACK": "1", "EVIDENTLY_DISABLE_TELEMETRY": "1"}
+                job = Guarded([python, str(HERE / "alternatives.py"), tool], self.limits, env)
+                started[tool] = job
+                job.send(json.dumps({"url": url, "prefix": prefix, "now": now.isoformat()}))
+            for tool, job in started.items():
+                try:
+                    job.ask()
+                    self.jobs[tool] = job
+                except Exceeded as exc:
+                    self.failed[tool] = Exceeded(f"warm-up {exc}", exc.elapsed, exc.rss)
+        except BaseException:  # (an interrupt, a broken worker): leave no worker running
+            for tool, job in started.items():
+                if tool not in self.jobs:
+                    job.kill()
+            raise
 
     def _python(self, tool: str) -> str | None:
         """The interpreter a tool runs in (Evidently's virtualenv, made on first use); None
