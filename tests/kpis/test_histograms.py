@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from recmon.incremental.buckets import SCORE_CODES, bin_edges, score_codes
+from recmon.incremental.buckets import SCORE_CODES, Tally, bin_edges, score_codes
 from recmon.kpis.classification import auc_from_histogram
 from recmon.kpis.drift import psi, psi_from_histogram
 
@@ -57,3 +57,15 @@ def test_histograms_of_nothing_are_undefined() -> None:
     assert auc_from_histogram(one, empty) is None  # no click
     assert auc_from_histogram(one, one) is None  # no non-click
     assert psi_from_histogram(empty, one, EDGES) is None
+
+
+def test_a_window_tally_holds_counts_past_32_bits() -> None:
+    """A month of one constant score at 72 million impressions a day is one bin of 2.2 billion:
+    minutes bring int32 counts, the window's total must not wrap."""
+    tally = Tally()
+    minute = 50_000  # impressions of one minute, all in bin 3
+    for _ in range(30 * 1440):
+        tally.add(np.array([3], dtype=np.int32), np.array([minute], dtype=np.int32), +1)
+    assert int(tally.counts[3]) == 30 * 1440 * minute > 2**31
+    tally.add(np.array([3], dtype=np.int32), np.array([minute], dtype=np.int32), -1)
+    assert int(tally.counts[3]) == (30 * 1440 - 1) * minute

@@ -116,12 +116,14 @@ class Tally:
     """Counts per code, growable; the running total of a window's minutes."""
 
     def __init__(self) -> None:
-        self.counts = np.zeros(0, dtype=np.int32)  # per minute and window: far below 2**31
+        # int64: one score bin of a month's window can pass 2**31 (a constant score at 72
+        # million impressions a day); a tally is as long as the codes, not the window
+        self.counts = np.zeros(0, dtype=np.int64)
 
     def add(self, codes: np.ndarray, counts: np.ndarray, sign: int) -> None:
         """`codes` are distinct (one minute's counts per code)."""
         if len(codes) and codes.max() >= len(self.counts):
-            grown = np.zeros(max(int(codes.max()) + 1, 2 * len(self.counts)), dtype=np.int32)
+            grown = np.zeros(max(int(codes.max()) + 1, 2 * len(self.counts)), dtype=np.int64)
             grown[: len(self.counts)] = self.counts
             self.counts = grown
         self.counts[codes] += sign * counts
