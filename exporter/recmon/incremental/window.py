@@ -137,8 +137,8 @@ class Window:
             for user in (base.keys() & cand.keys()) if users is None else users:
                 by_user.pop(user, None)
                 if user in base and user in cand:
-                    (_, a, i), (_, b, j) = base[user], cand[user]
-                    by_user[user] = user_scores(a.ranked(i), b.ranked(j), self.ks)
+                    (_, a, row_a), (_, b, row_b) = base[user], cand[user]
+                    by_user[user] = user_scores(a.ranked(row_a), b.ranked(row_b), self.ks)
 
     def score_sums(self, i: int) -> np.ndarray | None:
         """The sum of comparison i's user scores, exactly rounded (math.fsum), so it does not
