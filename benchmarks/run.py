@@ -256,19 +256,20 @@ class Bench:
         tool: str,
         cycle: Record,
     ) -> None:
-        stopped = self.failed.pop(tool, None)
-        if tool not in self.jobs and stopped is None:
-            return  # not available (reported as skipped)
+        stopped = self.failed.pop(tool, None)  # its warm-up was stopped
         if stopped is None:
+            if tool not in self.jobs:
+                return  # not available (reported as skipped)
             ask = {"url": url, "prefix": prefix, "window_s": WINDOWS[window].total_seconds()}
             try:
                 result = self.jobs[tool].ask(json.dumps({**ask, "now": now.isoformat()}))
             except Exceeded as exc:  # the worker was stopped: the next window starts another
                 del self.jobs[tool]
                 stopped = exc
-        status = "ok" if stopped is None else str(stopped)
-        if stopped is not None:
-            result = {"seconds": stopped.elapsed, "read_seconds": None}
+        if stopped is None:
+            status = "ok"
+        else:
+            result, status = {"seconds": stopped.elapsed, "read_seconds": None}, str(stopped)
         emit(
             self.records,
             {
