@@ -19,7 +19,7 @@ from recmon.config import parse_config
 from recmon.cycle import Cycle
 from recmon.evaluation import Sample
 from recmon.incremental import store as store_module
-from recmon.incremental.partial import Minute
+from recmon.incremental.partial import Minute, Packed
 from recmon.incremental.window import Window
 from recmon.kpis.attribution import attribute
 from recmon.kpis.comparison import compare
@@ -366,3 +366,65 @@ def test_events_written_late_are_counted_in_the_minute_they_happened(tmp_path: P
     finally:
         kept.close()
     assert warm[("interaction_events", ("main", "click", "15m"))] == 1
+
+
+@given(
+    st.lists(st.integers(0, 2**31 - 1), max_size=50),  # codes, in any order
+    st.lists(st.floats(width=32, allow_nan=False), max_size=50),
+)
+def test_a_packed_array_unpacks_to_itself(codes: list[int], ranks: list[float]) -> None:
+    array = np.array(codes, dtype=np.int32)
+    for delta in (False, True):
+        unpacked = Packed.of(array, delta).array()
+        assert unpacked.dtype == np.int32
+        assert unpacked.tolist() == codes
+    assert Packed.of(np.array(ranks, dtype=np.float32)).array().tolist() == ranks
+
+
+def test_a_minutes_ascending_codes_and_counts_pack_to_a_fraction_of_their_bytes() -> None:
+    """The shape of a busy minute (a few thousand distinct items of a large catalogue, most seen
+    once): this is what keeps a week's window in memory (docs/scaling.md)."""
+    rng = np.random.default_rng(1)
+    codes = np.sort(rng.choice(200_000, size=5_000, replace=False)).astype(np.int32)
+    counts = rng.geometric(0.8, size=5_000).astype(np.int32)
+    packed = [Packed.of(codes, delta=True), Packed.of(counts)]
+    assert sum(len(p.data) for p in packed) < (codes.nbytes + counts.nbytes) / 4
+    assert len(packed[0].data) < 0.9 * len(Packed.of(codes).data)  # differences pack better
+
+
+def test_ids_that_left_every_window_are_forgotten_and_their_codes_reused(tmp_path: Path) -> None:
+    """New users and items every ten minutes for six hours: a kept Cycle's interners hold about
+    the ids of its windows, not all ever seen, and with codes handed on to new ids its KPIs still
+    equal a new Cycle's."""
+    path = tmp_path / "recmon.db"
+    recs, events = [], []
+    for slot in range(36):
+        for n, user in enumerate((f"u{slot}a", f"u{slot}b")):
+            for model, second in (("m1", 60), ("m2", 180)):
+                ts = T0 + timedelta(minutes=10 * slot, seconds=second + 7 * n)
+                request = f"r{slot}{user}{model}"
+                for rank, item in enumerate((f"i{slot}", f"i{slot + n}", f"j{slot % 5}"), 1):
+                    recs.append(impression(request, user, item, rank, ts, model=model))
+                events.append(event(user, f"i{slot}", "click", ts + timedelta(seconds=40)))
+    items = [{"item_id": item, "created_at": T0} for item in {r["item_id"] for r in recs}]
+    tables = {"recommendations": recs, "interactions": events, "items": items}
+    write_tables(f"sqlite:///{path}", tables)
+    text = config("10m", "15m, 1h") % path
+    kept = Cycle(parse_config(text))
+    try:
+        for minutes in range(60, 361, 5):
+            now = T0 + timedelta(minutes=minutes)
+            warm = samples(kept.run(now))
+            store = kept.health["main"].store
+            assert store is not None
+            users = store.summarizer.users
+            # held now: 1h 10m of slots (the 1h window, delayed 10m, and its reference 30m back)
+            assert len(users) <= 2 * 2 * 9, now
+        cold = samples(evaluate_once(text, now))
+    finally:
+        kept.close()
+    assert users.size < 2 * 36  # codes of forgotten users went to new ones
+    assert warm.keys() == cold.keys()
+    for key, value in cold.items():
+        assert warm[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+    assert cold[("active_users", ("main", "m1", "default", "1h"))] == 12

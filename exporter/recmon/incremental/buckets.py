@@ -75,18 +75,36 @@ def bin_edges() -> np.ndarray:
 
 
 class Interner:
-    """Small integer codes for ids (users, items), stable for the engine's life."""
+    """Small integer codes for ids (users, items): an id keeps its code while the engine holds
+    it. `forget` lets go of the ids no longer held and gives their codes to new ids, so that
+    users coming and going do not pile up ids, nor lengthen the tallies indexed by code, for the
+    engine's life."""
 
     def __init__(self) -> None:
-        self.known = pd.Index([], dtype=object)
+        self.known = pd.Index([], dtype=object)  # the ids ...
+        self._codes = np.zeros(0, dtype=np.int64)  # ... and their codes
+        self._free = np.zeros(0, dtype=np.int64)  # codes of forgotten ids, ascending
+        self.size = 0  # codes ever handed out: every code is below it
 
     def codes(self, ids: pd.Series) -> np.ndarray:
         found = self.known.get_indexer(ids)
         new = found < 0
         if new.any():
-            self.known = self.known.append(pd.Index(pd.unique(ids[new])))
+            fresh = pd.Index(pd.unique(ids[new]))
+            reused, self._free = self._free[: len(fresh)], self._free[len(fresh) :]
+            more = np.arange(self.size, self.size + len(fresh) - len(reused), dtype=np.int64)
+            self.size += len(more)
+            self.known = self.known.append(fresh)
+            self._codes = np.concatenate([self._codes, reused, more])
             found = self.known.get_indexer(ids)
-        return found.astype(np.int64)
+        return self._codes[found]
+
+    def forget(self, held: np.ndarray) -> None:
+        """Forget every id whose code is not marked in `held` (a mask over the codes)."""
+        keep = held[self._codes]
+        self._free = np.sort(np.concatenate([self._free, self._codes[~keep]]))
+        self.known = self.known[keep]
+        self._codes = self._codes[keep]
 
     def __len__(self) -> int:
         return len(self.known)

@@ -11,7 +11,7 @@ from sqlalchemy import Connection
 
 from recmon.config import Config
 from recmon.incremental.buckets import Interner, ScoreBins, grid, horizon, score_codes
-from recmon.incremental.partial import Minute, additive, summarize
+from recmon.incremental.partial import Minute, additive, summarize, summarize_scores
 from recmon.kpis.attribution import attribute
 from recmon.kpis.ranking import relevant_items, request_metrics
 from recmon.sources import queries
@@ -53,30 +53,23 @@ class Summarizer:
         read = timed("impressions", lambda: queries.impressions(conn, t, start, end, until))
         impressions = clean_impressions(read, start, end, invalid)
         impressions = impressions[impressions["ts"] <= until].reset_index(drop=True)
-        if labels:
-            got = timed("events", lambda: queries.events(conn, t, self.types, start, end, until))
-            events = clean_events(got, start, end, invalid)
-            roles = _roles(self.config, events)
-            labelled = pd.concat([impressions, attribute(impressions, roles, a)], axis=1)
-        else:
-            labelled = impressions.assign(clicked=False, converted=False, watch_seconds=0.0)
-        rows = labelled[labelled["ts"] < end].copy()
-        rows["minute"] = rows["ts"].dt.floor("min")
+        if not labels:
+            # no user or item codes: the interner would keep a week of ids it never needs
+            rows = self._scored(impressions.assign(clicked=False), end)
+            summarize_scores(minutes, rows, self.keys)
+            return minutes
+        got = timed("events", lambda: queries.events(conn, t, self.types, start, end, until))
+        events = clean_events(got, start, end, invalid)
+        roles = _roles(self.config, events)
+        rows = self._scored(pd.concat([impressions, attribute(impressions, roles, a)], axis=1), end)
         rows["user_code"] = self.users.codes(rows["user_id"])
         rows["item_code"] = self.items.codes(rows["item_id"])
-        finite = np.isfinite(rows["score"].to_numpy(dtype=float))
-        codes = np.full(len(rows), -1, dtype=np.int64)
-        codes[finite] = self.bins.codes(score_codes(rows["score"].to_numpy(dtype=float)[finite]))
-        rows["score_code"] = codes
-        per_request = pd.DataFrame(columns=["minute", *self.keys])
+        positives = roles.loc[
+            roles["role"].isin(self.config.positive_events), ["user_id", "item_id", "ts"]
+        ]
         sessions = pd.DataFrame(columns=["minute", *self.keys, "seconds"])
-        if labels:
-            positives = roles.loc[
-                roles["role"].isin(self.config.positive_events), ["user_id", "item_id", "ts"]
-            ]
-            per_request = self._ranking(rows, positives)
-            if self.sessions:
-                sessions = self._sessions(conn, start, end, until, impressions, timed)
+        if self.sessions:
+            sessions = self._sessions(conn, start, end, until, impressions, timed)
         summarize(
             minutes,
             rows,
@@ -86,14 +79,25 @@ class Summarizer:
                 self.config.classification.threshold,
                 self.config.new_item_age.total_seconds(),
             ),
-            per_request,
+            self._ranking(rows, positives),
             sessions,
-            self.compared if labels else set(),
+            self.compared,
             self.config.k,
         )
         for (table, reason, minute), n in invalid.items():
             minutes[minute].invalid[(table, reason)] += n
         return minutes
+
+    def _scored(self, labelled: pd.DataFrame, end: datetime) -> pd.DataFrame:
+        """The impressions before `end`, with their minute and score bin code (-1: no score)."""
+        rows = labelled[labelled["ts"] < end].copy()
+        rows["minute"] = rows["ts"].dt.floor("min")
+        scores = rows["score"].to_numpy(dtype=float)
+        finite = np.isfinite(scores)
+        codes = np.full(len(rows), -1, dtype=np.int64)
+        codes[finite] = self.bins.codes(score_codes(scores[finite]))
+        rows["score_code"] = codes
+        return rows
 
     def _ranking(self, rows: pd.DataFrame, positives: pd.DataFrame) -> pd.DataFrame:
         requests = rows.groupby("request_id", as_index=False).agg(

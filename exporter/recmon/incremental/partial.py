@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -43,15 +44,50 @@ def fields(ks: Sequence[int]) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True, slots=True)
-class Lists:
-    """Each user's latest list of one model within a minute (for the comparisons), as columns:
-    a window holds one for every list of its compared models' users. Only the minute orders two
-    lists of a user from different minutes, so no time or request id is kept."""
+class Packed:
+    """An array kept zlib-compressed. A window keeps every minute's codes and counts, and at 10
+    million impressions a day most of a minute's items and score bins are distinct, so the
+    minutes of a week held 1.3 GiB as arrays; packed, about a fifth (docs/scaling.md). With
+    `delta`, the differences are packed: sorted codes then compress as well as counts do."""
 
-    users: np.ndarray  # user codes (int32), distinct
-    starts: np.ndarray  # int32, len(users) + 1: user i's list is items[starts[i]:starts[i + 1]]
-    items: np.ndarray  # item codes (int32) in rank order, repeats removed, rank <= the largest k
-    ranks: np.ndarray  # their ranks (float32: whole numbers from 1)
+    data: bytes
+    dtype: np.dtype
+    delta: bool
+
+    @classmethod
+    def of(cls, array: np.ndarray, delta: bool = False) -> Packed:
+        # codes are non-negative int32, so a difference fits the dtype and cumsum undoes it
+        raw = np.diff(array, prepend=np.zeros(1, array.dtype)) if delta else array
+        return cls(zlib.compress(np.ascontiguousarray(raw).tobytes(), 1), array.dtype, delta)
+
+    def array(self) -> np.ndarray:
+        """The array (read only)."""
+        raw = np.frombuffer(zlib.decompress(self.data), dtype=self.dtype)
+        return np.cumsum(raw, dtype=self.dtype) if self.delta else raw
+
+
+@dataclass(frozen=True, slots=True)
+class Lists:
+    """Each user's latest list of one model within a minute (for the comparisons), as packed
+    columns: a window holds one for every list of its compared models' users. Only the minute
+    orders two lists of a user from different minutes, so no time or request id is kept."""
+
+    users: Packed  # user codes (int32), distinct, ascending
+    starts: Packed  # int32, len(users) + 1: user i's list is items[starts[i]:starts[i + 1]]
+    items: Packed  # item codes (int32) in rank order, repeats removed, rank <= the largest k
+    ranks: Packed  # their ranks (float32: whole numbers from 1)
+
+    def open(self) -> OpenLists:
+        return OpenLists(self.starts.array(), self.items.array(), self.ranks.array())
+
+
+@dataclass(frozen=True, slots=True)
+class OpenLists:
+    """Lists' columns unpacked, for reading many of its lists at once."""
+
+    starts: np.ndarray
+    items: np.ndarray
+    ranks: np.ndarray
 
     def ranked(self, row: int) -> tuple[list[int], list[float]]:
         lo, hi = self.starts[row], self.starts[row + 1]
@@ -65,15 +101,25 @@ class Minute:
 
     horizon: datetime
     labelled: bool = True  # False: scores only, for a drift reference older than every window
-    # Codes and counts are int32, half of int64: a window keeps every minute's arrays, and
-    # codes (ids, score bins) and a minute's counts stay far below 2**31.
+    # Codes and counts are packed int32: a window keeps every minute's, and codes (ids, score
+    # bins) and a minute's counts stay far below 2**31. Codes are distinct and ascending.
     sums: dict[Group, np.ndarray] = field(default_factory=dict)
-    users: dict[Group, np.ndarray] = field(default_factory=dict)  # distinct user codes
-    items: dict[Group, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # codes, n
-    # score bin codes (distinct, ScoreBins), impressions in that bin, clicked ones among them
-    scores: dict[Group, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
+    users: dict[Group, Packed] = field(default_factory=dict)  # user codes
+    items: dict[Group, tuple[Packed, Packed]] = field(default_factory=dict)  # codes, n
+    # score bin codes (ScoreBins), impressions in that bin, clicked ones among them
+    scores: dict[Group, tuple[Packed, Packed, Packed]] = field(default_factory=dict)
     lists: dict[str, Lists] = field(default_factory=dict)  # by model
     invalid: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def hold(self, users: np.ndarray, items: np.ndarray) -> None:
+        """Mark the user and item codes this minute holds in `users` and `items` (masks)."""
+        for codes in self.users.values():
+            users[codes.array()] = True
+        for codes, _ in self.items.values():
+            items[codes.array()] = True
+        for lists in self.lists.values():
+            users[lists.users.array()] = True
+            items[lists.items.array()] = True
 
     def scores_only(self) -> Minute:
         """What a drift reference needs of a minute older than every window."""
@@ -160,29 +206,34 @@ def summarize(
     sums = sums.reindex(columns=list(names), fill_value=0.0).fillna(0.0)
     for (minute, *group), vector in zip(sums.index, sums.to_numpy(dtype=float), strict=True):
         minutes[minute].sums[tuple(group)] = vector
-    users = rows[[*by, "user_code"]].drop_duplicates()
+    users = rows[[*by, "user_code"]].drop_duplicates().sort_values("user_code")
     for (minute, *group), part in split(users, by, ["user_code"]):
-        minutes[minute].users[tuple(group)] = part["user_code"].astype(np.int32)
+        minutes[minute].users[tuple(group)] = _codes(part["user_code"])
     items = rows.groupby([*by, "item_code"], sort=False).size().rename("n").reset_index()
-    for (minute, *group), part in split(items, by, ["item_code", "n"]):
-        minutes[minute].items[tuple(group)] = (
-            part["item_code"].astype(np.int32),
-            part["n"].astype(np.int32),
-        )
+    for (minute, *group), part in split(items.sort_values("item_code"), by, ["item_code", "n"]):
+        minutes[minute].items[tuple(group)] = (_codes(part["item_code"]), _counts(part["n"]))
+    summarize_scores(minutes, rows, keys)
+    if compared:
+        _lists(minutes, rows[rows["model"].isin(compared)], max(ks))
+
+
+def summarize_scores(minutes: dict[datetime, Minute], rows: pd.DataFrame, keys: list[str]) -> None:
+    """Fill the score histograms of `minutes` (rows: impressions with `minute`, the group keys,
+    score_code and clicked): all a drift reference keeps of a minute."""
+    by = ["minute", *keys]
     scored = rows[rows["score_code"] >= 0]
     codes = (
         scored.groupby([*by, "score_code"], sort=False)["clicked"]
         .agg(["size", "sum"])
         .reset_index()
+        .sort_values("score_code")
     )
     for (minute, *group), part in split(codes, by, ["score_code", "size", "sum"]):
         minutes[minute].scores[tuple(group)] = (
-            part["score_code"].astype(np.int32),
-            part["size"].astype(np.int32),
-            part["sum"].astype(np.int32),
+            _codes(part["score_code"]),
+            _counts(part["size"]),
+            _counts(part["sum"]),
         )
-    if compared:
-        _lists(minutes, rows[rows["model"].isin(compared)], max(ks))
 
 
 def _lists(minutes: dict[datetime, Minute], rows: pd.DataFrame, depth: int) -> None:
@@ -197,7 +248,7 @@ def _lists(minutes: dict[datetime, Minute], rows: pd.DataFrame, depth: int) -> N
         requests.reset_index()
         .sort_values(["ts", "request_id"])
         .drop_duplicates(["minute", "model", "user_code"], keep="last")
-        .sort_values(["minute", "model"], kind="stable")
+        .sort_values(["minute", "model", "user_code"])
         .set_index("request_id")
     )
     top = rows[rows["request_id"].isin(latest.index) & (rows["rank"] <= depth)]
@@ -214,8 +265,16 @@ def _lists(minutes: dict[datetime, Minute], rows: pd.DataFrame, depth: int) -> N
     ):
         lo, hi = part["row"][0], part["row"][-1] + 1
         minutes[minute].lists[model] = Lists(
-            users[lo:hi],
-            (starts[lo : hi + 1] - starts[lo]).astype(np.int32),
-            items[starts[lo] : starts[hi]],
-            ranks[starts[lo] : starts[hi]],
+            _codes(users[lo:hi]),
+            Packed.of((starts[lo : hi + 1] - starts[lo]).astype(np.int32), delta=True),
+            Packed.of(items[starts[lo] : starts[hi]]),
+            Packed.of(ranks[starts[lo] : starts[hi]]),
         )
+
+
+def _codes(ascending: np.ndarray | pd.Series) -> Packed:
+    return Packed.of(np.asarray(ascending, dtype=np.int32), delta=True)
+
+
+def _counts(counts: np.ndarray | pd.Series) -> Packed:
+    return Packed.of(np.asarray(counts, dtype=np.int32))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import numpy as np
 from sqlalchemy import Connection
 
 from recmon.config import Config
@@ -47,6 +48,7 @@ class MinuteStore:
         self.events = EventCounts(
             self.types, config.attribution_window, config.largest_window.length
         )
+        self._held = (0, 0)  # users and items the kept minutes held when ids were last forgotten
 
     def update(self, conn: Connection, span: Span, timed: Timer, ahead: Span | None = None) -> None:
         """Bring the Minutes and windows to `span` (its end on the minute grid). With `ahead` (a
@@ -102,6 +104,23 @@ class MinuteStore:
                 minute_range(since - offset, span.end - offset), self.minutes
             )
         timed("event_minutes", lambda: self.events.update(conn, self.tables, span, ahead))
+        self._forget_ids()
+
+    def _forget_ids(self) -> None:
+        """Once the interners know twice the ids the kept minutes held when they last forgot,
+        forget those no kept minute holds now. With users coming and going, ids would pile up for
+        the engine's life; this bounds them by twice a window's, at the cost of reading every
+        kept minute's codes about once per window's length of churn."""
+        users, items = self.summarizer.users, self.summarizer.items
+        if len(users) < 2 * self._held[0] and len(items) < 2 * self._held[1]:
+            return
+        held_users = np.zeros(users.size, dtype=bool)
+        held_items = np.zeros(items.size, dtype=bool)
+        for minute in self.minutes.values():
+            minute.hold(held_users, held_items)
+        users.forget(held_users)
+        items.forget(held_items)
+        self._held = (len(users), len(items))
 
     def _put(self, b: int, minute: Minute | None) -> None:
         """Keep `minute` as minute b (None: drop it), with the sets that index the kept ones."""

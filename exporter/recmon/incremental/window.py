@@ -10,7 +10,7 @@ import numpy as np
 
 from recmon.config.schema import Comparison
 from recmon.incremental.buckets import Tally
-from recmon.incremental.partial import Group, Lists, Minute
+from recmon.incremental.partial import Group, Lists, Minute, OpenLists
 from recmon.kpis.comparison import user_scores
 
 # Minutes per block of the window's sums: a block's sum is kept while its minutes stay.
@@ -94,21 +94,23 @@ class Window:
             del self._in_block[block]
         self._block_sums.pop(block, None)
         for group, (codes, scored, clicked) in minute.scores.items():
-            self.scored.setdefault(group, Tally()).add(codes, scored, sign)
-            self.clicked.setdefault(group, Tally()).add(codes, clicked, sign)
+            bins = codes.array()
+            self.scored.setdefault(group, Tally()).add(bins, scored.array(), sign)
+            self.clicked.setdefault(group, Tally()).add(bins, clicked.array(), sign)
         if self.scores_only:
             return
-        for group, codes in minute.users.items():
+        for group, users in minute.users.items():
+            codes = users.array()
             self.users.setdefault(group, Tally()).add(codes, np.ones_like(codes), sign)
-        for group, (codes, counts) in minute.items.items():
-            self.items.setdefault(group, Tally()).add(codes, counts, sign)
+        for group, (items, counts) in minute.items.items():
+            self.items.setdefault(group, Tally()).add(items.array(), counts.array(), sign)
         self.invalid.update({k: sign * n for k, n in minute.invalid.items()})
 
     def _add_lists(self, b: int, minute: Minute) -> set[int]:
         changed = set()
         for model, lists in minute.lists.items():
             latest = self.latest.setdefault(model, {})
-            for row, user in enumerate(lists.users.tolist()):
+            for row, user in enumerate(lists.users.array().tolist()):
                 current = latest.get(user)
                 if current is None or b > current[0]:
                     latest[user] = (b, lists, row)
@@ -120,7 +122,7 @@ class Window:
         for minute in minutes:
             for model, lists in minute.lists.items():
                 latest = self.latest.get(model, {})
-                for user in lists.users.tolist():
+                for user in lists.users.array().tolist():
                     if user in latest and latest[user][1] is lists:
                         del latest[user]
                         changed.add(user)
@@ -128,6 +130,13 @@ class Window:
 
     def _rescore(self, users: set[int] | None) -> None:
         """Recompute the comparison scores of `users` (None: everyone)."""
+        opened: dict[int, OpenLists] = {}  # by id(Lists): each unpacked once
+
+        def ranked(lists: Lists, row: int) -> tuple[list[int], list[float]]:
+            if id(lists) not in opened:
+                opened[id(lists)] = lists.open()
+            return opened[id(lists)].ranked(row)
+
         for i, pair in enumerate(self.comparisons):
             base = self.latest.get(pair.baseline, {})
             cand = self.latest.get(pair.candidate, {})
@@ -138,7 +147,7 @@ class Window:
                 by_user.pop(user, None)
                 if user in base and user in cand:
                     (_, a, row_a), (_, b, row_b) = base[user], cand[user]
-                    by_user[user] = user_scores(a.ranked(row_a), b.ranked(row_b), self.ks)
+                    by_user[user] = user_scores(ranked(a, row_a), ranked(b, row_b), self.ks)
 
     def score_sums(self, i: int) -> np.ndarray | None:
         """The sum of comparison i's user scores, exactly rounded (math.fsum), so it does not
