@@ -45,10 +45,10 @@ def fields(ks: Sequence[int]) -> tuple[str, ...]:
 
 @dataclass(frozen=True, slots=True)
 class Packed:
-    """An array kept zlib-compressed. A window keeps every minute's codes and counts, and at 10
-    million impressions a day most of a minute's items and score bins are distinct, so the
-    minutes of a week held 1.3 GiB as arrays; packed, about a fifth (docs/scaling.md). With
-    `delta`, the differences are packed: sorted codes then compress as well as counts do."""
+    """An array kept zlib-compressed: a window keeps every minute's codes and counts, and at a
+    busy source most of a minute's items and score bins are distinct, so packed they take about
+    a fifth of the memory (docs/scaling.md). With `delta`, the differences are packed: sorted
+    codes then compress about as well as counts do."""
 
     data: bytes
     dtype: np.dtype
@@ -83,7 +83,7 @@ class Lists:
 
 @dataclass(frozen=True, slots=True)
 class OpenLists:
-    """Lists' columns unpacked, for reading many of its lists at once."""
+    """Lists' columns unpacked."""
 
     starts: np.ndarray
     items: np.ndarray
@@ -92,6 +92,36 @@ class OpenLists:
     def ranked(self, row: int) -> tuple[list[int], list[float]]:
         lo, hi = self.starts[row], self.starts[row + 1]
         return self.items[lo:hi].tolist(), self.ranks[lo:hi].tolist()
+
+
+def gather(places: Sequence[tuple[Lists, int]]) -> OpenLists:
+    """The lists at `places` (a Lists and a row of it) as one OpenLists whose row j is places[j].
+    Each Lists is unpacked once and only the rows asked for are kept: a first cycle asks for
+    every user's lists, and a week of unpacked minutes would not fit where their rows do."""
+    by_lists: dict[int, tuple[Lists, list[int]]] = {}
+    for j, (lists, _) in enumerate(places):
+        by_lists.setdefault(id(lists), (lists, []))[1].append(j)
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
+    lengths = np.zeros(len(places), dtype=np.int64)
+    for lists, js in by_lists.values():
+        opened = lists.open()
+        rows = np.array([places[j][1] for j in js])
+        lo, n = opened.starts[rows], opened.starts[rows + 1] - opened.starts[rows]
+        parts.append((opened.items[_ranges(lo, n)], opened.ranks[_ranges(lo, n)]))
+        lengths[js] = n
+    # the rows are laid out by Lists: move each to place j's position
+    laid = np.concatenate([js for _, js in by_lists.values()] or [np.zeros(0, dtype=np.int64)])
+    at = np.zeros(len(places), dtype=np.int64)
+    at[laid] = np.cumsum(lengths[laid]) - lengths[laid]
+    order = _ranges(at, lengths)
+    items = np.concatenate([p[0] for p in parts] or [np.zeros(0, dtype=np.int32)])
+    ranks = np.concatenate([p[1] for p in parts] or [np.zeros(0, dtype=np.float32)])
+    return OpenLists(np.concatenate([[0], np.cumsum(lengths)]), items[order], ranks[order])
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The indexes of the ranges [starts[i], starts[i] + lengths[i]) end to end."""
+    return np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
 
 
 @dataclass

@@ -48,7 +48,9 @@ class MinuteStore:
         self.events = EventCounts(
             self.types, config.attribution_window, config.largest_window.length
         )
-        self._held = (0, 0)  # users and items the kept minutes held when ids were last forgotten
+        # users and items the kept minutes held when ids were last forgotten (None: before the
+        # first cycle, after which every id known is held)
+        self._held: tuple[int, int] | None = None
 
     def update(self, conn: Connection, span: Span, timed: Timer, ahead: Span | None = None) -> None:
         """Bring the Minutes and windows to `span` (its end on the minute grid). With `ahead` (a
@@ -112,7 +114,9 @@ class MinuteStore:
         the engine's life; this bounds them by twice a window's, at the cost of reading every
         kept minute's codes about once per window's length of churn."""
         users, items = self.summarizer.users, self.summarizer.items
-        if len(users) < 2 * self._held[0] and len(items) < 2 * self._held[1]:
+        if self._held is None:
+            self._held = (len(users), len(items))
+        if len(users) < 2 * max(self._held[0], 1) and len(items) < 2 * max(self._held[1], 1):
             return
         held_users = np.zeros(users.size, dtype=bool)
         held_items = np.zeros(items.size, dtype=bool)

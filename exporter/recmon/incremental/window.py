@@ -10,7 +10,7 @@ import numpy as np
 
 from recmon.config.schema import Comparison
 from recmon.incremental.buckets import Tally
-from recmon.incremental.partial import Group, Lists, Minute, OpenLists
+from recmon.incremental.partial import Group, Lists, Minute, gather
 from recmon.kpis.comparison import user_scores
 
 # Minutes per block of the window's sums: a block's sum is kept while its minutes stay.
@@ -130,24 +130,20 @@ class Window:
 
     def _rescore(self, users: set[int] | None) -> None:
         """Recompute the comparison scores of `users` (None: everyone)."""
-        opened: dict[int, OpenLists] = {}  # by id(Lists): each unpacked once
-
-        def ranked(lists: Lists, row: int) -> tuple[list[int], list[float]]:
-            if id(lists) not in opened:
-                opened[id(lists)] = lists.open()
-            return opened[id(lists)].ranked(row)
-
         for i, pair in enumerate(self.comparisons):
             base = self.latest.get(pair.baseline, {})
             cand = self.latest.get(pair.candidate, {})
             by_user = self.scores_by_user[i]
             if users is None:
                 by_user.clear()
+            both = []
             for user in (base.keys() & cand.keys()) if users is None else users:
                 by_user.pop(user, None)
                 if user in base and user in cand:
-                    (_, a, row_a), (_, b, row_b) = base[user], cand[user]
-                    by_user[user] = user_scores(ranked(a, row_a), ranked(b, row_b), self.ks)
+                    both.append(user)
+            lists = gather([base[u][1:] for u in both] + [cand[u][1:] for u in both])
+            for j, user in enumerate(both):
+                by_user[user] = user_scores(lists.ranked(j), lists.ranked(len(both) + j), self.ks)
 
     def score_sums(self, i: int) -> np.ndarray | None:
         """The sum of comparison i's user scores, exactly rounded (math.fsum), so it does not
