@@ -107,7 +107,8 @@ def gather(places: Sequence[tuple[Lists, int]]) -> OpenLists:
         opened = lists.open()
         rows = np.array([places[j][1] for j in js])
         lo, n = opened.starts[rows], opened.starts[rows + 1] - opened.starts[rows]
-        parts.append((opened.items[_ranges(lo, n)], opened.ranks[_ranges(lo, n)]))
+        taken = _ranges(lo, n)
+        parts.append((opened.items[taken], opened.ranks[taken]))
         lengths[js] = n
     # the rows are laid out by Lists: move each to place j's position
     laid = np.concatenate([js for _, js in by_lists.values()] or [np.zeros(0, dtype=np.int64)])
