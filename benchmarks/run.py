@@ -8,7 +8,8 @@ query-exporter at 50 concurrent scrapers. Prints one JSON object per measurement
 benchmarks/results.md.
 
     python benchmarks/run.py             # full size: takes long, run it with nice
-    python benchmarks/run.py --quick     # the same measurements at a small size, about a minute
+    python benchmarks/run.py --quick     # the same measurements at a small size, under a minute
+                                         # once the tools' virtualenvs exist (venvs.py)
 
 Measured processes run under a memory and a time guard: a window the engine cannot hold is
 reported as stopped, with a lower bound, rather than taking the machine down.
