@@ -135,15 +135,19 @@ def test_kpi_anomaly_labels() -> None:
     assert seen == {(kpi, d) for kpi in banded for d in ("drop", "spike")}
 
 
-def generate(tmp_path: Path, settings: str) -> subprocess.CompletedProcess[str]:
-    (tmp_path / "settings.yml").write_text(settings, encoding="utf-8")
+def generate(tmp_path: Path, *settings: str) -> subprocess.CompletedProcess[str]:
+    """The generator's command line with one --settings file per text, in order."""
+    layers = []
+    for i, text in enumerate(settings):
+        path = tmp_path / f"settings-{i}.yml"
+        path.write_text(text, encoding="utf-8")
+        layers += ["--settings", str(path)]
     return subprocess.run(
         [
             sys.executable,
             "-m",
             "recmon.generate.rules",
-            "--settings",
-            str(tmp_path / "settings.yml"),
+            *layers,
             "--out",
             str(tmp_path / "rules"),
         ],
@@ -228,8 +232,22 @@ def test_busy_product_settings_read_the_short_windows(tmp_path: Path) -> None:
     assert drift["for"] == "10m"
 
 
+def test_later_settings_files_override_earlier_ones(tmp_path: Path) -> None:
+    result = generate(tmp_path, "psi_threshold: 0.3\nab_for: 10m\n", "ab_for: 2m\n")
+    assert result.returncode == 0, result.stdout + result.stderr
+    rules = alert_rules(tmp_path / "rules" / RULE_FILES[1].name)
+    (drift,) = [r for r in rules if r["alert"] == "RecmonScoreDrift"]
+    assert re.search(r"recmon_score_psi\S* > 0\.3\n", drift["expr"]), drift["expr"]
+    (ab,) = [r for r in rules if r["alert"] == "RecmonAbRegression"]
+    assert ab["for"] == "2m"
+
+
 def test_generator_rejects_an_unknown_setting(tmp_path: Path) -> None:
     result = generate(tmp_path, "psi_treshold: 0.3\n")
     assert result.returncode != 0
     assert "psi_treshold" in result.stderr, result.stderr
+    assert not (tmp_path / "rules").exists()
+    result = generate(tmp_path, "psi_threshold: 0.3\n", "ab_four: 5m\n")
+    assert result.returncode != 0
+    assert "settings-1.yml: unknown setting(s) ab_four" in result.stderr, result.stderr
     assert not (tmp_path / "rules").exists()

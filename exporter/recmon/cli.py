@@ -182,7 +182,12 @@ def _parser() -> argparse.ArgumentParser:
         "--requests-per-hour", type=float, default=None, help="size of the simulated traffic"
     )
     test.add_argument(
-        "--settings", type=Path, metavar="FILE", help="rule generator settings to backtest (YAML)"
+        "--settings",
+        type=Path,
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="rule generator settings to backtest (YAML); repeat to layer files, later ones win",
     )
     test.add_argument(
         "--workdir",
@@ -308,13 +313,13 @@ def _backfill(args: argparse.Namespace) -> int:
 
 def _backtest(args: argparse.Namespace) -> int:
     from recmon import backtest
-    from recmon.generate.rules import Settings, load_settings
+    from recmon.generate.rules import load_settings
     from recmon.simulate.world import REQUESTS_PER_HOUR
 
     names = args.scenario or ["all"]
     scenarios = list(SCENARIOS) if "all" in names else names
     try:
-        settings = load_settings(args.settings) if args.settings else Settings()
+        settings = load_settings(*args.settings)
         options = backtest.Options(
             scenarios=tuple(dict.fromkeys(scenarios)),
             end=args.end or backtest.DEFAULT_END,

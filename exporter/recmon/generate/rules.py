@@ -545,16 +545,20 @@ def files(settings: Settings) -> dict[str, str]:
     }
 
 
-def load_settings(path: Path) -> Settings:
-    """Settings from a YAML mapping of field names; unknown names are an error."""
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+def load_settings(*paths: Path) -> Settings:
+    """Settings from YAML mappings of field names, each file over the ones before it (a product's
+    size, then what its experiments need); unknown names are an error."""
     known = {f.name for f in dataclasses.fields(Settings)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"{path}: unknown setting(s) {', '.join(unknown)}")
-    if "dimensions" in data:
-        data["dimensions"] = tuple(data["dimensions"])
-    return dataclasses.replace(Settings(), **data)
+    settings = Settings()
+    for path in paths:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown setting(s) {', '.join(unknown)}")
+        if "dimensions" in data:
+            data["dimensions"] = tuple(data["dimensions"])
+        settings = dataclasses.replace(settings, **data)
+    return settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -562,11 +566,17 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m recmon.generate.rules",
         description="Render recmon's recording and alert rules with other thresholds.",
     )
-    parser.add_argument("--settings", type=Path, help="YAML file of Settings fields to override")
+    parser.add_argument(
+        "--settings",
+        type=Path,
+        action="append",
+        default=[],
+        help="YAML file of Settings fields to override; repeat it to layer files, later ones win",
+    )
     parser.add_argument("--out", type=Path, default=Path("."), help="directory to write into")
     args = parser.parse_args(argv)
     try:
-        settings = load_settings(args.settings) if args.settings else Settings()
+        settings = load_settings(*args.settings)
     except (OSError, ValueError, TypeError, yaml.YAMLError) as exc:
         print(f"{parser.prog}: {exc}", file=sys.stderr)
         return 2
