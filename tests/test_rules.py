@@ -232,6 +232,26 @@ def test_busy_product_settings_read_the_short_windows(tmp_path: Path) -> None:
     assert drift["for"] == "10m"
 
 
+def test_large_product_settings_layer_over_the_busy_ones(tmp_path: Path) -> None:
+    """examples/rules-large.yml over rules-busy.yml (as docs/alert-quality.md backtests them):
+    the busy product's windows, and a stricter, quicker A/B regression alert."""
+    busy, large = (
+        (REPO / "examples" / name).read_text(encoding="utf-8")
+        for name in ("rules-busy.yml", "rules-large.yml")
+    )
+    result = generate(tmp_path, busy, large)
+    assert result.returncode == 0, result.stdout + result.stderr
+    files = [tmp_path / "rules" / path.name for path in RULE_FILES]
+    check = promtool("check", "rules", "--lint=all", "--lint-fatal", *map(str, files))
+    assert check.returncode == 0, check.stdout + check.stderr
+    rules = alert_rules(files[1])
+    (ab,) = [r for r in rules if r["alert"] == "RecmonAbRegression"]
+    assert "recmon_ab_p_value < 0.005" in ab["expr"], ab["expr"]
+    assert ab["for"] == "3m"
+    (collapse,) = [r for r in rules if r["alert"] == "RecmonConversionCollapse"]
+    assert 'window="15m"' in collapse["expr"]
+
+
 def test_later_settings_files_override_earlier_ones(tmp_path: Path) -> None:
     result = generate(tmp_path, "psi_threshold: 0.3\nab_for: 10m\n", "ab_for: 2m\n")
     assert result.returncode == 0, result.stdout + result.stderr
