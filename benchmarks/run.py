@@ -7,9 +7,11 @@ Evidently on the same windows, recmon's peak RSS, and scrape latency of `recmon 
 query-exporter at 50 concurrent scrapers. Prints one JSON object per measurement and writes
 benchmarks/results.md.
 
-    python benchmarks/run.py             # full size: takes long, run it with nice
+    python benchmarks/run.py --backends postgresql   # full size, as results.md: about an hour
     python benchmarks/run.py --quick     # the same measurements at a small size, under a minute
                                          # once the tools' virtualenvs exist (venvs.py)
+
+Only a full-size run writes benchmarks/results.md; --quick prints its figures and leaves it.
 
 Measured processes run under a memory and a time guard: a window the engine cannot hold is
 reported as stopped, with a lower bound, rather than taking the machine down.
@@ -353,7 +355,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--skip", default="", help="comma-separated: pandas, ranx, evidently, query-exporter"
     )
     parser.add_argument("--memory-limit", type=float, default=8.0, help="GiB per process")
-    parser.add_argument("--no-write", action="store_true", help="leave results.md alone")
+    parser.add_argument(
+        "--no-write", action="store_true", help="leave results.md alone (--quick always does)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the benchmark tables")
     args = parser.parse_args(argv)
     args.skip = {s for s in args.skip.split(",") if s}
@@ -379,7 +383,7 @@ def main(argv: list[str] | None = None) -> None:
         bench.scrapes()
     for target in report.targets(records):
         emit(records, target)
-    if not args.no_write:
+    if not args.no_write and args.size == "full":
         command = "python benchmarks/run.py " + shlex.join(
             argv if argv is not None else sys.argv[1:]
         )

@@ -158,6 +158,18 @@ def test_the_worlds_config_computes_the_windows_the_rules_read() -> None:
     assert configured_windows(busy) == ["15m", "1h", "24h"]
 
 
+def test_cli_backtest_names_the_settings_file_that_is_wrong(tmp_path: Path) -> None:
+    """Layered settings are read before anything is simulated; a wrong one is named."""
+    (tmp_path / "typo.yml").write_text("ab_four: 5m\n", encoding="utf-8")
+    (tmp_path / "broken.yml").write_text("ab_for: [5m\n", encoding="utf-8")
+    busy = str(REPO / "examples" / "rules-busy.yml")
+    for name, message in (("typo.yml", "unknown setting(s) ab_four"), ("broken.yml", "line 2")):
+        result = recmon("backtest", "--settings", busy, "--settings", str(tmp_path / name))
+        assert result.returncode == 1, result.stderr
+        assert f"{name}: " in result.stderr and message in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+
+
 def test_cli_backtest_rejects_an_unknown_scenario() -> None:
     result = recmon("backtest", "--scenario", "meteor-strike")
     assert result.returncode == 1

@@ -11,7 +11,7 @@ flat metric from paging on noise. z and min_band come from the KPI's sensitivity
 Alerts (one fast group) compare the live KPI with the band behind a traffic gate, and add the
 incidents a band cannot express well (conversions collapsing against clicks, staleness, outages).
 Every threshold and `for:` is a field of `Settings`; `python -m recmon.generate.rules --settings
-FILE --out DIR` renders rules for other values.
+FILE --out DIR` renders rules for other values (`--settings` repeats: later files win).
 """
 
 from __future__ import annotations
@@ -551,7 +551,12 @@ def load_settings(*paths: Path) -> Settings:
     known = {f.name for f in dataclasses.fields(Settings)}
     settings = Settings()
     for path in paths:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:  # its mark gives the line
+            raise ValueError(f"{path}: {exc}") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: a mapping of setting names is expected")
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"{path}: unknown setting(s) {', '.join(unknown)}")
@@ -571,6 +576,7 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         action="append",
         default=[],
+        metavar="FILE",
         help="YAML file of Settings fields to override; repeat it to layer files, later ones win",
     )
     parser.add_argument("--out", type=Path, default=Path("."), help="directory to write into")
