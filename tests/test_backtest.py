@@ -150,6 +150,51 @@ def test_the_clean_world_does_not_page(small: dict[str, ScenarioReport]) -> None
     assert report.pages_per_week == 0
 
 
+# The slower incidents in the same small worlds, over days at hourly steps past the first 75
+# minutes: each must be found by the alert it exists to raise, within its incident.
+SLOW = dataclasses.replace(
+    SMALL,
+    scenarios=("traffic-drop", "score-drift", "ab-regression", "stale-model"),
+    horizon=timedelta(days=3, hours=12),
+    coarse_step=timedelta(hours=1),
+)
+HOUR = 60 * MINUTE
+
+
+@pytest.fixture(scope="module")
+def slow(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ScenarioReport]:
+    result = run(dataclasses.replace(SLOW, workdir=tmp_path_factory.mktemp("backtest-slow")))
+    return {r.scenario: r for r in analyse(result)}
+
+
+@pytest.mark.parametrize(
+    ("scenario", "within"),
+    [
+        # events of the last hour fall under half their usual once most of the hour is in the
+        # drop to 30%, then `for: 15m`
+        ("traffic-drop", 90 * MINUTE),
+        # the 24h PSI passes 0.2 once a few hours of the day's window hold shifted scores
+        ("score-drift", 12 * HOUR),
+        # at 60 requests an hour only the 24h window of the arm holds enough clicks
+        ("ab-regression", 48 * HOUR),
+        # the last version before the freeze was trained that day: 3 days of age, plus `for`
+        ("stale-model", 3 * 24 * HOUR),
+    ],
+)
+def test_each_incident_is_found_by_its_alert(
+    slow: dict[str, ScenarioReport], scenario: str, within: float
+) -> None:
+    report = slow[scenario]
+    start, stop = SCENARIOS[scenario].incident(SLOW.end)
+    assert report.incident == (start, stop)
+    assert report.detected, report.rows
+    assert report.ttd is not None and 0 < report.ttd <= within, report.ttd
+    assert report.ttd <= (stop - start).total_seconds()
+    assert report.pages == 0  # nothing paged before the incident
+    if scenario == "stale-model":  # not by the age limit being reached early
+        assert report.ttd >= 2 * 24 * HOUR, report.ttd
+
+
 def test_the_worlds_config_computes_the_windows_the_rules_read() -> None:
     assert configured_windows(generator.Settings()) == [
         w.label for w in Config(sources={"s": {"dsn": "sqlite://"}}).windows
