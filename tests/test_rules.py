@@ -159,6 +159,16 @@ def generate(tmp_path: Path, *settings: str) -> subprocess.CompletedProcess[str]
     )
 
 
+def generated_rules(tmp_path: Path, *settings: str) -> list[Path]:
+    """The rule files rendered with `settings`, which promtool must pass without a lint."""
+    result = generate(tmp_path, *settings)
+    assert result.returncode == 0, result.stdout + result.stderr
+    files = [tmp_path / "rules" / path.name for path in RULE_FILES]
+    check = promtool("check", "rules", "--lint=all", "--lint-fatal", *map(str, files))
+    assert check.returncode == 0, check.stdout + check.stderr
+    return files
+
+
 # Under the settings of test_generator_settings a PSI of 0.25 does not page, 0.35 pages after 10m.
 SCORE_DRIFT_TEST = """\
 rule_files: [rules/recmon-baselines.yml, rules/recmon-alerts.yml]
@@ -192,11 +202,7 @@ tests:
 
 
 def test_generator_settings(tmp_path: Path) -> None:
-    result = generate(tmp_path, "psi_threshold: 0.3\nscore_drift_for: 10m\n")
-    assert result.returncode == 0, result.stdout + result.stderr
-    files = [tmp_path / "rules" / path.name for path in RULE_FILES]
-    check = promtool("check", "rules", "--lint=all", "--lint-fatal", *map(str, files))
-    assert check.returncode == 0, check.stdout + check.stderr
+    files = generated_rules(tmp_path, "psi_threshold: 0.3\nscore_drift_for: 10m\n")
 
     (drift,) = [r for r in alert_rules(files[1]) if r["alert"] == "RecmonScoreDrift"]
     assert re.search(r"recmon_score_psi\S* > 0\.3\n", drift["expr"]), drift["expr"]
@@ -214,11 +220,7 @@ def test_busy_product_settings_read_the_short_windows(tmp_path: Path) -> None:
     """examples/rules-busy.yml (backtested in docs/alert-quality.md) renders valid rules whose
     fast signals read the 15m window and whose score drift reads the 1h one."""
     settings = (REPO / "examples" / "rules-busy.yml").read_text(encoding="utf-8")
-    result = generate(tmp_path, settings)
-    assert result.returncode == 0, result.stdout + result.stderr
-    files = [tmp_path / "rules" / path.name for path in RULE_FILES]
-    check = promtool("check", "rules", "--lint=all", "--lint-fatal", *map(str, files))
-    assert check.returncode == 0, check.stdout + check.stderr
+    files = generated_rules(tmp_path, settings)
 
     rules = alert_rules(files[1])
     (collapse,) = [r for r in rules if r["alert"] == "RecmonConversionCollapse"]
@@ -239,11 +241,7 @@ def test_large_product_settings_layer_over_the_busy_ones(tmp_path: Path) -> None
         (REPO / "examples" / name).read_text(encoding="utf-8")
         for name in ("rules-busy.yml", "rules-large.yml")
     )
-    result = generate(tmp_path, busy, large)
-    assert result.returncode == 0, result.stdout + result.stderr
-    files = [tmp_path / "rules" / path.name for path in RULE_FILES]
-    check = promtool("check", "rules", "--lint=all", "--lint-fatal", *map(str, files))
-    assert check.returncode == 0, check.stdout + check.stderr
+    files = generated_rules(tmp_path, busy, large)
     rules = alert_rules(files[1])
     (ab,) = [r for r in rules if r["alert"] == "RecmonAbRegression"]
     assert "recmon_ab_p_value < 0.005" in ab["expr"], ab["expr"]
