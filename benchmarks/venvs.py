@@ -53,9 +53,10 @@ def ensure(name: str, python: str, packages: list[str]) -> Path:
     made under a lock: runs from other clones neither rebuild nor remove each other's."""
     wanted = " ".join([os.path.realpath(python), *packages])
     key = hashlib.sha256(wanted.encode()).hexdigest()[:12]
-    venv, ready = CACHE / f"venv-{name}-{key}", CACHE / f"venv-{name}-{key}" / "ready"
+    venv = CACHE / f"venv-{name}-{key}"
+    ready = venv / "ready"
     CACHE.mkdir(parents=True, exist_ok=True)
-    with open(CACHE / f"venv-{name}-{key}.lock", "w") as lock:
+    with open(venv.with_name(f"{venv.name}.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if ready.exists():
             return venv / "bin" / "python"

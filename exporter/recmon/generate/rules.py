@@ -583,7 +583,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings(*args.settings)
-    except (OSError, ValueError, TypeError, yaml.YAMLError) as exc:
+    except (OSError, ValueError, TypeError) as exc:  # load_settings names a YAML error's file
         print(f"{parser.prog}: {exc}", file=sys.stderr)
         return 2
     for name, text in files(settings).items():
